@@ -1,0 +1,104 @@
+//! `extsecret krm`: a KRM function (Functions Specification v1) run as an exec function by
+//! kustomize (`--enable-alpha-plugins --enable-exec`) and kpt (`kpt fn eval --exec`).
+//!
+//! - Generator: when `functionConfig` is an ExternalSecret (kustomize `generators:`), it is
+//!   rendered and the output items are its Secret plus every item that is not the config's own
+//!   local-config echo.
+//! - Transformer: otherwise every ExternalSecret among the items is replaced by its Secret (which
+//!   takes over the item's path/index annotations, so kpt writes it where the ExternalSecret was),
+//!   SecretStores are dropped, and all other items pass through untouched.
+//! - Failure: the input items unchanged plus error `results`, and exit 1 (kpt reports a function
+//!   that exits 0 with error results as passed).
+
+use serde_json::Value;
+
+use crate::api;
+use crate::manifest::input::read_stdin;
+use crate::manifest::resource_list::{KrmResult, ResourceList};
+use crate::manifest::{output, Document, OutputDoc};
+use crate::problem::{Origin, Problem, Problems};
+use crate::settings::OperatorArgs;
+
+/// Annotations that place an item in a package; a Secret replacing an ExternalSecret inherits them.
+const PLACEMENT_ANNOTATIONS: &[&str] = &["internal.config.kubernetes.io/path", "internal.config.kubernetes.io/index", "config.kubernetes.io/path", "config.kubernetes.io/index"];
+
+/// Runs the function on stdin; returns the exit code.
+pub async fn run(operator: OperatorArgs) -> i32 {
+    let settings = operator.settings();
+    let bytes = match read_stdin() {
+        Ok(b) => b,
+        Err(p) => return super::report(&p.into()),
+    };
+    let rl = match ResourceList::parse(&bytes) {
+        Ok(Some(rl)) => rl,
+        Ok(None) => return super::report(&Problem::new("expected a ResourceList (config.kubernetes.io/v1) on stdin").into()),
+        Err(p) => return super::report(&p),
+    };
+    match transform(&rl, &settings).await {
+        Ok(items) => super::emit(&output::to_yaml(&rl.to_value(items, &[]))),
+        Err(problems) => {
+            eprintln!("{problems}");
+            let results: Vec<KrmResult> = problems.0.iter().map(to_result).collect();
+            let _ = super::emit(&output::to_yaml(&rl.to_value(rl.items.clone(), &results)));
+            super::EXIT_FAILURE
+        }
+    }
+}
+
+fn is_external_secret(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("ExternalSecret") && v.get("apiVersion").and_then(Value::as_str).and_then(api::eso_version).is_some()
+}
+
+fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+}
+
+/// The rendered items, or every problem.
+async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> Result<Vec<Value>, Problems> {
+    let generator = rl.function_config.as_ref().filter(|fc| is_external_secret(fc));
+    let mut inputs: Vec<Value> = Vec::new();
+    if let Some(fc) = generator {
+        inputs.push(fc.clone());
+        let (name, ns) = (fc.pointer("/metadata/name"), fc.pointer("/metadata/namespace"));
+        // kustomize echoes the config as the only item (marked local-config): skip that echo.
+        inputs.extend(rl.items.iter().filter(|i| !(is_external_secret(i) && i.pointer("/metadata/name") == name && i.pointer("/metadata/namespace") == ns)).cloned());
+    } else {
+        inputs.extend(rl.items.iter().cloned());
+    }
+    let docs: Vec<Document> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let file = annotation(v, "internal.config.kubernetes.io/path").or_else(|| annotation(v, "config.kubernetes.io/path"));
+            let file = match (file, generator.is_some() && index == 0) {
+                (_, true) => "<functionConfig>".to_string(),
+                (Some(f), _) => f.to_string(),
+                (None, _) => "<ResourceList items>".to_string(),
+            };
+            Document { origin: Origin { file, index, item: None }, raw: None, value: v.clone() }
+        })
+        .collect();
+    let catalog = crate::render::load_catalog(settings)?;
+    let rendered = crate::render::render_documents_indexed(docs, catalog, settings).await?;
+    Ok(rendered
+        .into_iter()
+        .map(|(source, doc)| {
+            let mut value = match doc {
+                OutputDoc::Raw { value, .. } | OutputDoc::Built(value) => value,
+            };
+            let from = &inputs[source];
+            if is_external_secret(from) && generator.is_none() {
+                for key in PLACEMENT_ANNOTATIONS {
+                    if let Some(v) = annotation(from, key) {
+                        value["metadata"]["annotations"][*key] = Value::String(v.to_string());
+                    }
+                }
+            }
+            value
+        })
+        .collect())
+}
+
+fn to_result(p: &Problem) -> KrmResult {
+    KrmResult { message: p.to_string(), severity: "error", resource_ref: None, field: p.field.clone() }
+}

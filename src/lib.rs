@@ -1,0 +1,20 @@
+//! extsecret: turns `external-secrets.io` ExternalSecret manifests into Kubernetes Secrets at render
+//! time (CLI, Argo CD config-management plugin, KRM function, kustomize legacy exec plugin).
+//!
+//! Layout, one concern per module:
+//! - [`api`]: the `external-secrets.io` types (ExternalSecret, SecretStore, ClusterSecretStore) and
+//!   their strict decoding from manifests.
+//! - [`manifest`]: reading and writing manifest streams (YAML/JSON documents, `List`, ResourceList).
+//! - [`provider`]: one [`provider::Provider`] trait, one file per provider (`fake`, `aws`).
+//! - [`resolve`]: store lookup and namespace rules, the fetch plan, value extraction, building the Secret.
+//! - [`render`]: the render pipeline shared by every front-end.
+//! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
+
+pub mod api;
+pub mod frontend;
+pub mod manifest;
+pub mod problem;
+pub mod provider;
+pub mod render;
+pub mod resolve;
+pub mod settings;

@@ -1,0 +1,90 @@
+//! The `extsecret` binary: wires the command line to the front-ends.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use extsecret::frontend::{argocd, cli, krm, legacy};
+use extsecret::settings::OperatorArgs;
+
+/// Render Kubernetes ExternalSecrets (external-secrets.io) into Secrets.
+#[derive(Parser, Debug)]
+#[command(name = "extsecret", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Render manifests: each ExternalSecret becomes its Secret, everything else passes through
+    Render(cli::RenderArgs),
+    /// Argo CD config-management plugin commands (used by plugin.yaml)
+    #[command(subcommand)]
+    Argocd(argocd::ArgoCommand),
+    /// KRM function: a ResourceList on stdin, the transformed ResourceList on stdout
+    Krm {
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// kustomize legacy exec plugin (normally invoked through a link named `ExternalSecret`)
+    LegacyPlugin {
+        /// The generator config file kustomize passes
+        config: PathBuf,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EXTSECRET_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(async {
+        tokio::spawn(exit_on_signal());
+        dispatch().await
+    });
+    std::process::exit(code);
+}
+
+async fn dispatch() -> i32 {
+    // kustomize runs a legacy exec plugin by its path, `.../externalsecret/ExternalSecret CONFIG`.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
+    if argv0.file_name().is_some_and(|n| n == "ExternalSecret") {
+        let Some(config) = args.next() else {
+            eprintln!("extsecret (kustomize legacy plugin): missing the config file argument");
+            return 2;
+        };
+        let operator = match OperatorArgs::try_parse_env() {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        };
+        return legacy::run(&PathBuf::from(config), operator).await;
+    }
+    match Cli::parse().command {
+        Command::Render(a) => cli::run(a).await,
+        Command::Argocd(argocd::ArgoCommand::Generate(a)) => argocd::generate(a).await,
+        Command::Argocd(argocd::ArgoCommand::Discover { source_dir }) => argocd::discover(&source_dir),
+        Command::Krm { operator } => krm::run(operator).await,
+        Command::LegacyPlugin { config, operator } => legacy::run(&config, operator).await,
+    }
+}
+
+/// SIGTERM (Argo CD's deadline) and SIGINT end the run at once, non-zero, with nothing on stdout.
+async fn exit_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    eprintln!("extsecret: {name} received; stopping without output");
+    std::process::exit(143);
+}

@@ -1,0 +1,62 @@
+//! Writing the output stream.
+
+use serde_json::Value;
+
+/// One output document: an input document passed through as written, or an object this tool built.
+#[derive(Clone, Debug)]
+pub enum OutputDoc {
+    /// Original text (written byte for byte in YAML output) and its parsed value (for JSON output).
+    Raw { text: String, value: Value },
+    /// A built object, serialized on output.
+    Built(Value),
+}
+
+impl OutputDoc {
+    pub fn value(&self) -> &Value {
+        match self {
+            OutputDoc::Raw { value, .. } | OutputDoc::Built(value) => value,
+        }
+    }
+}
+
+/// Serializes an object as a YAML document (block style, two-space indent), ending in a newline.
+pub fn to_yaml(value: &Value) -> String {
+    let mut s = serde_saphyr::to_string(value).expect("a JSON value always serializes as YAML");
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes documents as a YAML stream separated by `---` lines, without a trailing empty document.
+/// Pass-through documents keep their original text.
+pub fn write_yaml(docs: &[OutputDoc]) -> String {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        match doc {
+            OutputDoc::Raw { text, .. } => {
+                out.push_str(text);
+                if !text.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            OutputDoc::Built(v) => out.push_str(&to_yaml(v)),
+        }
+    }
+    out
+}
+
+/// Writes documents as one `v1` `List` in JSON (`-o json`), pretty-printed, ending in a newline.
+pub fn write_json_list(docs: &[OutputDoc]) -> String {
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": docs.iter().map(|d| d.value().clone()).collect::<Vec<_>>(),
+    });
+    let mut s = serde_json::to_string_pretty(&list).expect("JSON value serializes");
+    s.push('\n');
+    s
+}

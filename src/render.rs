@@ -1,0 +1,166 @@
+//! The render pipeline shared by every front-end: documents in, documents out, with each
+//! ExternalSecret replaced by its Secret, stores dropped, and everything else passed through
+//! unchanged and in order. All or nothing: any problem fails the whole render.
+
+use std::collections::BTreeMap;
+
+use crate::api::{self, ApiVersion, EsoKind};
+use crate::manifest::{input, Document, OutputDoc};
+use crate::problem::{Problem, Problems};
+use crate::resolve::{self, stores::Catalog, ParsedExternalSecret};
+use crate::settings::Settings;
+
+/// What happens to each input document.
+enum Role {
+    ExternalSecret(usize),
+    Dropped,
+    PassThrough,
+}
+
+/// Loads the operator's stores and Namespaces (`--stores`) and credential Secrets (`--credentials`).
+pub fn load_catalog(settings: &Settings) -> Result<Catalog, Problems> {
+    let mut catalog = Catalog::default();
+    let mut problems = Problems::default();
+    if !settings.stores.is_empty() {
+        for doc in input::read_inputs(&settings.stores)? {
+            let kind = api::eso_version(doc.api_version()).and(EsoKind::parse(doc.kind()));
+            match kind {
+                Some(k @ (EsoKind::SecretStore | EsoKind::ClusterSecretStore)) => {
+                    if let Err(p) = catalog.add_store(&doc, k, settings) {
+                        problems.extend(p);
+                    }
+                }
+                _ if doc.kind() == "Namespace" && doc.api_version() == "v1" => catalog.add_namespace(&doc),
+                _ => tracing::warn!("{}: --stores holds {} {}; ignored (only SecretStore, ClusterSecretStore and Namespace are read there)", doc.origin, doc.kind(), doc.name()),
+            }
+        }
+    }
+    if !settings.credentials.is_empty() {
+        for doc in input::read_inputs(&settings.credentials)? {
+            if doc.kind() == "Secret" && doc.api_version() == "v1" {
+                if let Err(p) = catalog.add_credentials(&doc, settings) {
+                    problems.extend(p);
+                }
+            } else {
+                problems.push(Problem::new(format!("--credentials holds only Secrets, not {}", doc.kind())).at(&doc.origin));
+            }
+        }
+    }
+    problems.into_result(catalog)
+}
+
+/// Renders `docs` with the stores of `catalog` plus the SecretStores found in `docs`.
+///
+/// Errors: every problem of the run (bad documents, refused stores, unresolved references,
+/// duplicate targets); no partial output is ever returned.
+pub async fn render_documents(docs: Vec<Document>, catalog: Catalog, settings: &Settings) -> Result<Vec<OutputDoc>, Problems> {
+    Ok(render_documents_indexed(docs, catalog, settings).await?.into_iter().map(|(_, d)| d).collect())
+}
+
+/// As [`render_documents`], each output document paired with the index of the input document it
+/// comes from.
+pub async fn render_documents_indexed(docs: Vec<Document>, mut catalog: Catalog, settings: &Settings) -> Result<Vec<(usize, OutputDoc)>, Problems> {
+    let mut problems = Problems::default();
+    let mut roles = Vec::with_capacity(docs.len());
+    let mut ess: Vec<ParsedExternalSecret> = Vec::new();
+    let mut existing_secrets: BTreeMap<(Option<String>, String), usize> = BTreeMap::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let role = match classify(doc) {
+            Err(msg) => {
+                problems.push(Problem::new(msg).at(&doc.origin).object(format!("{} {}", doc.kind(), doc.name())));
+                Role::Dropped
+            }
+            Ok(None) => {
+                if doc.kind() == "Secret" && doc.api_version() == "v1" {
+                    let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone());
+                    existing_secrets.insert((ns, doc.name().to_string()), i);
+                }
+                Role::PassThrough
+            }
+            Ok(Some((version, EsoKind::ExternalSecret))) => match resolve::parse_external_secret(doc, version, settings) {
+                Ok(es) => {
+                    ess.push(es);
+                    Role::ExternalSecret(ess.len() - 1)
+                }
+                Err(p) => {
+                    problems.extend(p);
+                    Role::Dropped
+                }
+            },
+            Ok(Some((_, EsoKind::SecretStore))) => {
+                if settings.no_input_stores {
+                    problems.push(Problem::new("SecretStores from the rendered input are refused (--no-input-stores); the operator gives stores with --stores").at(&doc.origin).object(format!("SecretStore {}", doc.name())));
+                } else if let Err(p) = catalog.add_store(doc, EsoKind::SecretStore, settings) {
+                    problems.extend(p);
+                }
+                Role::Dropped
+            }
+            Ok(Some((_, EsoKind::ClusterSecretStore))) => {
+                problems.push(
+                    Problem::new("ClusterSecretStores are the cluster operator's and come only from --stores, never from the rendered input")
+                        .at(&doc.origin)
+                        .object(format!("ClusterSecretStore {}", doc.name())),
+                );
+                Role::Dropped
+            }
+        };
+        roles.push(role);
+    }
+    check_targets(&ess, &existing_secrets, &docs, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let secrets = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, settings)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Problem::new(format!(
+                "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
+                settings.timeout.as_secs_f32()
+            ))
+            .into())
+        }
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for (source, (doc, role)) in docs.into_iter().zip(roles).enumerate() {
+        match role {
+            Role::ExternalSecret(i) => out.push((source, OutputDoc::Built(secrets[i].to_manifest()))),
+            Role::Dropped => {}
+            Role::PassThrough => out.push((source, match doc.raw {
+                Some(text) => OutputDoc::Raw { text, value: doc.value },
+                None => OutputDoc::Built(doc.value),
+            })),
+        }
+    }
+    Ok(out)
+}
+
+/// `Ok(Some)` for the group's kinds this tool handles, `Ok(None)` for other objects, `Err` for
+/// group objects it refuses (other kinds, unknown versions).
+fn classify(doc: &Document) -> Result<Option<(ApiVersion, EsoKind)>, String> {
+    let Some(version) = api::eso_version(doc.api_version()) else { return Ok(None) };
+    let v = ApiVersion::parse(version).ok_or_else(|| format!("apiVersion `{}` is not supported (external-secrets.io/v1, v1beta1 or v1alpha1)", doc.api_version()))?;
+    let kind = EsoKind::parse(doc.kind()).ok_or_else(|| {
+        format!("kind `{}` of external-secrets.io is not supported (only ExternalSecret, SecretStore, ClusterSecretStore); it would reach the cluster unrendered", doc.kind())
+    })?;
+    Ok(Some((v, kind)))
+}
+
+/// Two ExternalSecrets targeting one Secret, or a target colliding with a Secret of the stream.
+fn check_targets(ess: &[ParsedExternalSecret], existing: &BTreeMap<(Option<String>, String), usize>, docs: &[Document], problems: &mut Problems) {
+    let mut targets: BTreeMap<(Option<String>, String), &ParsedExternalSecret> = BTreeMap::new();
+    for es in ess {
+        let key = (es.effective_namespace.clone(), es.target_name().to_string());
+        if let Some(other) = targets.get(&key) {
+            problems.push(
+                Problem::new(format!("targets Secret `{}`, as does {} ({})", es.target_name(), other.object(), other.origin)).at(&es.origin).object(es.object()).field("spec.target.name"),
+            );
+        } else {
+            targets.insert(key.clone(), es);
+        }
+        if let Some(&i) = existing.get(&key) {
+            problems.push(
+                Problem::new(format!("targets Secret `{}`, which the stream already holds ({})", es.target_name(), docs[i].origin)).at(&es.origin).object(es.object()).field("spec.target.name"),
+            );
+        }
+    }
+}

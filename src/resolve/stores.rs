@@ -1,0 +1,270 @@
+//! The stores of a run and who may use them (the seed's roles):
+//! - a SecretStore serves only ExternalSecrets of its own namespace;
+//! - ClusterSecretStores are the cluster operator's: they come only from `--stores`, and their
+//!   `spec.conditions` are enforced against the ExternalSecret's effective namespace (namespace
+//!   labels come from Namespace manifests given with `--stores`);
+//! - `secretRef` credentials come only from `--credentials` Secret manifests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::api::{self, decode_strict, AwsProvider, EsoKind, FakeProvider, ObjectMeta, ProviderSpec, SecretKeySelector, SecretStoreSpec, StoreRef, StoreRefKind};
+use crate::manifest::Document;
+use crate::problem::{Origin, Problem, Problems};
+use crate::provider::{self, ErrorClass, Provider, ProviderError, SecretValue};
+use crate::settings::Settings;
+
+/// Identity of a store: kind, namespace (SecretStores only) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey {
+    pub kind: StoreRefKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind.as_str(), self.name),
+            None => write!(f, "{} {}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
+/// A store read from a manifest.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub key: StoreKey,
+    pub origin: Origin,
+    pub spec: SecretStoreSpec,
+    pub provider: ProviderSpec,
+}
+
+/// Every store, namespace and credential Secret of a run.
+#[derive(Default, Debug)]
+pub struct Catalog {
+    stores: BTreeMap<StoreKey, Store>,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    credentials: BTreeMap<(String, String), BTreeMap<String, SecretValue>>,
+}
+
+impl Catalog {
+    /// Adds a SecretStore or ClusterSecretStore document. Duplicates, a SecretStore without an
+    /// effective namespace, bad fields and unsupported providers are problems.
+    pub fn add_store(&mut self, doc: &Document, kind: EsoKind, settings: &Settings) -> Result<(), Problems> {
+        let object = format!("{} {}", kind.as_str(), qualified(doc));
+        let problem = |msg: String| Problem::new(msg).at(&doc.origin).object(object.clone());
+        let (namespace, ref_kind) = match kind {
+            EsoKind::ClusterSecretStore => (None, StoreRefKind::ClusterSecretStore),
+            _ => {
+                let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone());
+                if ns.is_none() {
+                    return Err(problem("a SecretStore needs a namespace: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE".into()).into());
+                }
+                (ns, StoreRefKind::SecretStore)
+            }
+        };
+        let spec_value = doc.value.get("spec").cloned().unwrap_or(Value::Null);
+        let (spec, warnings) = decode_strict::<SecretStoreSpec>(spec_value, "spec", settings.strictness).map_err(|errs| field_problems(errs, &doc.origin, &object))?;
+        log_warnings(&object, &warnings);
+        let provider = decode_provider(&spec.provider, settings).map_err(|errs| field_problems(errs, &doc.origin, &object))?;
+        let key = StoreKey { kind: ref_kind, namespace, name: doc.name().to_string() };
+        if let Some(existing) = self.stores.get(&key) {
+            return Err(problem(format!("{key} is defined twice (also at {})", existing.origin)).into());
+        }
+        self.stores.insert(key.clone(), Store { key, origin: doc.origin.clone(), spec, provider });
+        Ok(())
+    }
+
+    /// Records a Namespace manifest's labels for ClusterSecretStore `namespaceSelector`s.
+    pub fn add_namespace(&mut self, doc: &Document) {
+        let meta: ObjectMeta = doc.value.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
+        let mut labels = meta.labels;
+        labels.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| meta.name.clone());
+        self.namespace_labels.insert(meta.name, labels);
+    }
+
+    /// Records a credential Secret (`data` base64-decoded, `stringData` taken as is).
+    pub fn add_credentials(&mut self, doc: &Document, settings: &Settings) -> Result<(), Problems> {
+        let object = format!("Secret {}", qualified(doc));
+        let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone()).ok_or_else(|| {
+            Problem::new("a credential Secret needs a namespace: set metadata.namespace or --namespace").at(&doc.origin).object(object.clone())
+        })?;
+        let mut values = BTreeMap::new();
+        if let Some(Value::Object(data)) = doc.value.get("data") {
+            for (k, v) in data {
+                let decoded = v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+                let Some(bytes) = decoded else {
+                    return Err(Problem::new("value is not base64").at(&doc.origin).object(object).field(format!("data.{k}")).into());
+                };
+                values.insert(k.clone(), SecretValue(bytes));
+            }
+        }
+        if let Some(Value::Object(data)) = doc.value.get("stringData") {
+            for (k, v) in data {
+                let Some(s) = v.as_str() else {
+                    return Err(Problem::new("value is not a string").at(&doc.origin).object(object).field(format!("stringData.{k}")).into());
+                };
+                values.insert(k.clone(), SecretValue(s.as_bytes().to_vec()));
+            }
+        }
+        self.credentials.insert((ns, doc.name().to_string()), values);
+        Ok(())
+    }
+
+    /// Finds the store `reference` names for an ExternalSecret in `es_namespace`, enforcing the
+    /// namespace rules. The error says why a reference is refused.
+    pub fn lookup(&self, es_namespace: Option<&str>, reference: &StoreRef) -> Result<&Store, String> {
+        match reference.kind {
+            StoreRefKind::SecretStore => {
+                let ns = es_namespace.ok_or_else(|| {
+                    format!("SecretStore `{}` serves one namespace, and this ExternalSecret has none: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE", reference.name)
+                })?;
+                let key = StoreKey { kind: StoreRefKind::SecretStore, namespace: Some(ns.to_string()), name: reference.name.clone() };
+                if let Some(s) = self.stores.get(&key) {
+                    return Ok(s);
+                }
+                let elsewhere: Vec<String> = self
+                    .stores
+                    .keys()
+                    .filter(|k| k.kind == StoreRefKind::SecretStore && k.name == reference.name)
+                    .filter_map(|k| k.namespace.clone())
+                    .collect();
+                if elsewhere.is_empty() {
+                    Err(format!("no SecretStore `{}` in namespace `{ns}` (give it in the input or with --stores)", reference.name))
+                } else {
+                    Err(format!("SecretStore `{}` exists only in namespace(s) {}; a SecretStore serves only its own namespace, not `{ns}`", reference.name, elsewhere.join(", ")))
+                }
+            }
+            StoreRefKind::ClusterSecretStore => {
+                let key = StoreKey { kind: StoreRefKind::ClusterSecretStore, namespace: None, name: reference.name.clone() };
+                let store = self.stores.get(&key).ok_or_else(|| format!("no ClusterSecretStore `{}` (ClusterSecretStores come only from --stores)", reference.name))?;
+                self.check_conditions(store, es_namespace)?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// ClusterSecretStore `spec.conditions`: allowed when any condition matches the namespace.
+    fn check_conditions(&self, store: &Store, es_namespace: Option<&str>) -> Result<(), String> {
+        if store.spec.conditions.is_empty() {
+            return Ok(());
+        }
+        let name = &store.key.name;
+        let ns = es_namespace.ok_or_else(|| format!("ClusterSecretStore `{name}` has conditions and this ExternalSecret has no namespace: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE"))?;
+        for c in &store.spec.conditions {
+            if c.namespaces.iter().any(|n| n == ns) {
+                return Ok(());
+            }
+            for re in &c.namespace_regexes {
+                let re = regex::Regex::new(re).map_err(|e| format!("ClusterSecretStore `{name}`: bad namespaceRegexes entry: {e}"))?;
+                if re.is_match(ns) {
+                    return Ok(());
+                }
+            }
+            if let Some(sel) = &c.namespace_selector {
+                let labels = self.namespace_labels.get(ns);
+                let matched = match labels {
+                    Some(labels) => sel.matches(labels).map_err(|e| format!("ClusterSecretStore `{name}`: {e}"))?,
+                    // Only the implicit name label is known without a Namespace manifest.
+                    None => sel.matches(&BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])).unwrap_or(false),
+                };
+                if matched {
+                    return Ok(());
+                }
+            }
+        }
+        let hint = if self.namespace_labels.contains_key(ns) { "" } else { " (no Namespace manifest for it was given with --stores, so only its name label is known)" };
+        Err(format!("using ClusterSecretStore `{name}` is not allowed from namespace `{ns}`: denied by spec.conditions{hint}"))
+    }
+
+    /// Reads one credential for a store: a SecretStore reads in its own namespace; a
+    /// ClusterSecretStore needs `namespace` in the selector.
+    fn credential(&self, store: &Store, sel: &SecretKeySelector, field: &str) -> Result<String, ProviderError> {
+        let ns = match (&store.key.namespace, &sel.namespace) {
+            (Some(ns), _) => ns.clone(),
+            (None, Some(ns)) => ns.clone(),
+            (None, None) => return Err(ProviderError::new(ErrorClass::Config, format!("{field}: a ClusterSecretStore's secretRef needs a namespace at render time"))),
+        };
+        let secret = self.credentials.get(&(ns.clone(), sel.name.clone())).ok_or_else(|| {
+            ProviderError::new(ErrorClass::Config, format!("{field}: credential Secret `{ns}/{}` not found (give it with --credentials; it is never read from the rendered input)", sel.name))
+        })?;
+        let value = secret.get(&sel.key).ok_or_else(|| ProviderError::new(ErrorClass::Config, format!("{field}: key `{}` missing in credential Secret `{ns}/{}`", sel.key, sel.name)))?;
+        String::from_utf8(value.0.clone()).map(|s| s.trim().to_string()).map_err(|_| ProviderError::new(ErrorClass::Config, format!("{field}: credential is not UTF-8")))
+    }
+
+    /// Builds the provider client for a store. AWS `auth.jwt` needs an API server and is refused.
+    pub async fn build_provider(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
+        match &store.provider {
+            ProviderSpec::Fake(spec) => Ok(Arc::new(provider::fake::FakeClient::new(spec)?)),
+            ProviderSpec::Aws(spec) => {
+                let auth = spec.auth.clone().unwrap_or_default();
+                if auth.jwt.is_some() {
+                    return Err(ProviderError::new(ErrorClass::Config, "spec.provider.aws.auth.jwt needs a Kubernetes API server (TokenRequest): use the controller, or the default credential chain (IRSA) at render time"));
+                }
+                let keys = match &auth.secret_ref {
+                    None => None,
+                    Some(r) => {
+                        let base = "spec.provider.aws.auth.secretRef";
+                        Some(provider::aws::StaticKeys {
+                            access_key_id: self.credential(store, &r.access_key_id_secret_ref, &format!("{base}.accessKeyIDSecretRef"))?,
+                            secret_access_key: self.credential(store, &r.secret_access_key_secret_ref, &format!("{base}.secretAccessKeySecretRef"))?,
+                            session_token: match &r.session_token_secret_ref {
+                                Some(s) => Some(self.credential(store, s, &format!("{base}.sessionTokenSecretRef"))?),
+                                None => None,
+                            },
+                        })
+                    }
+                };
+                Ok(Arc::new(provider::aws::AwsClient::new(spec, keys, settings.batch).await?))
+            }
+        }
+    }
+}
+
+fn qualified(doc: &Document) -> String {
+    match doc.namespace() {
+        Some(ns) => format!("{ns}/{}", doc.name()),
+        None => doc.name().to_string(),
+    }
+}
+
+/// Decodes `spec.provider`: exactly one key, one this tool implements.
+fn decode_provider(value: &Value, settings: &Settings) -> Result<ProviderSpec, Vec<api::decode::FieldError>> {
+    let err = |field: &str, message: String| vec![api::decode::FieldError { field: field.into(), message }];
+    let Some(map) = value.as_object() else {
+        return Err(err("spec.provider", "must be a mapping with one provider".into()));
+    };
+    let keys: Vec<&String> = map.keys().collect();
+    let [name] = keys.as_slice() else {
+        return Err(err("spec.provider", format!("exactly one provider must be set, found {}", keys.len())));
+    };
+    let inner = map[name.as_str()].clone();
+    let field = format!("spec.provider.{name}");
+    match name.as_str() {
+        "fake" => {
+            let (spec, warnings) = decode_strict::<FakeProvider>(inner, &field, settings.strictness)?;
+            log_warnings(&field, &warnings);
+            Ok(ProviderSpec::Fake(spec))
+        }
+        "aws" => {
+            let (spec, warnings) = decode_strict::<AwsProvider>(inner, &field, settings.strictness)?;
+            log_warnings(&field, &warnings);
+            Ok(ProviderSpec::Aws(spec))
+        }
+        other => Err(err(&field, format!("provider `{other}` is not supported (supported: {})", api::SUPPORTED_PROVIDERS.join(", ")))),
+    }
+}
+
+pub(crate) fn field_problems(errs: Vec<api::decode::FieldError>, origin: &Origin, object: &str) -> Problems {
+    Problems(errs.into_iter().map(|e| Problem::new(e.message).at(origin).object(object).field(e.field)).collect())
+}
+
+pub(crate) fn log_warnings(object: &str, warnings: &[String]) {
+    for w in warnings {
+        tracing::warn!("{object}: {w}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Operator settings: flags, or `EXTSECRET_<FLAG>` environment variables set in the plugin's own
+//! container. Never read from `ARGOCD_ENV_*`, `PARAM_*` or anything else an Application author
+//! controls (clap reads exactly the variable names below).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::api::Strictness;
+
+/// Flags shared by every front-end. Path lists in variables are separated by `:` (as KUBECONFIG).
+#[derive(Args, Clone, Debug, Default)]
+pub struct OperatorArgs {
+    /// Files or folders with SecretStores, ClusterSecretStores and Namespaces (the operator's stores)
+    #[arg(long = "stores", env = "EXTSECRET_STORES", value_delimiter = ':', value_name = "PATH")]
+    pub stores: Vec<PathBuf>,
+    /// Files or folders with the Secrets that stores' secretRef credentials point at
+    #[arg(long = "credentials", env = "EXTSECRET_CREDENTIALS", value_delimiter = ':', value_name = "PATH")]
+    pub credentials: Vec<PathBuf>,
+    /// Namespace of objects that have none (default: ARGOCD_APP_NAMESPACE when set)
+    #[arg(long, env = "EXTSECRET_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Refuse SecretStores that come from the rendered input
+    #[arg(long, env = "EXTSECRET_NO_INPUT_STORES")]
+    pub no_input_stores: bool,
+    /// Warn about unknown fields instead of failing
+    #[arg(long, env = "EXTSECRET_LENIENT")]
+    pub lenient: bool,
+    /// Provider calls in flight at once
+    #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Overall deadline for all provider reads (`45s`, `2m`, or seconds)
+    #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Do not use BatchGetSecretValue (one GetSecretValue per secret)
+    #[arg(long, env = "EXTSECRET_NO_BATCH")]
+    pub no_batch: bool,
+    /// Accept a render that produces no document at all
+    #[arg(long, env = "EXTSECRET_ALLOW_EMPTY")]
+    pub allow_empty: bool,
+}
+
+/// The settings of one run, after defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub stores: Vec<PathBuf>,
+    pub credentials: Vec<PathBuf>,
+    /// Effective namespace for objects without one: `--namespace`, else `ARGOCD_APP_NAMESPACE`.
+    pub namespace: Option<String>,
+    pub no_input_stores: bool,
+    pub strictness: Strictness,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub batch: bool,
+    pub allow_empty: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        OperatorArgs { concurrency: 16, timeout: Duration::from_secs(45), ..Default::default() }.settings()
+    }
+}
+
+impl OperatorArgs {
+    /// Applies defaults: the namespace falls back to `ARGOCD_APP_NAMESPACE` (the Application's
+    /// destination namespace, set by Argo CD itself).
+    pub fn settings(&self) -> Settings {
+        let namespace = self
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| std::env::var("ARGOCD_APP_NAMESPACE").ok().filter(|n| !n.is_empty()));
+        Settings {
+            stores: self.stores.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
+            credentials: self.credentials.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
+            namespace,
+            no_input_stores: self.no_input_stores,
+            strictness: if self.lenient { Strictness::Lenient } else { Strictness::Strict },
+            concurrency: self.concurrency as usize,
+            timeout: self.timeout,
+            batch: !self.no_batch,
+            allow_empty: self.allow_empty,
+        }
+    }
+}
+
+/// Parses `45s`, `2m`, `1m30s`, `500ms` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let re = regex::Regex::new(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$").expect("static regex");
+    let caps = re.captures(s).filter(|_| !s.is_empty()).ok_or_else(|| format!("`{s}` is not a duration (use 45s, 2m, 1m30s)"))?;
+    let n = |i: usize| caps.get(i).map_or(0, |m| m.as_str().parse::<u64>().unwrap_or(0));
+    Ok(Duration::from_secs(n(1) * 3600 + n(2) * 60 + n(3)) + Duration::from_millis(n(4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
+
+/// Parses only the environment (`EXTSECRET_*`), for the legacy plugin whose argv kustomize owns.
+#[derive(clap::Parser, Debug)]
+#[command(no_binary_name = true)]
+struct EnvOnly {
+    #[command(flatten)]
+    operator: OperatorArgs,
+}
+
+impl OperatorArgs {
+    /// Operator settings from `EXTSECRET_*` variables alone.
+    pub fn try_parse_env() -> Result<OperatorArgs, clap::Error> {
+        use clap::Parser;
+        EnvOnly::try_parse_from(std::iter::empty::<String>()).map(|e| e.operator)
+    }
+}
