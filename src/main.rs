@@ -68,6 +68,16 @@ async fn dispatch() -> i32 {
         };
         return legacy::run(&PathBuf::from(config), operator).await;
     }
+    // kustomize and kpt run an exec KRM function without arguments, a ResourceList on stdin.
+    if std::env::args_os().len() == 1 && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return match OperatorArgs::try_parse_env() {
+            Ok(operator) => krm::run(operator).await,
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        };
+    }
     match Cli::parse().command {
         Command::Render(a) => cli::run(a).await,
         Command::Argocd(argocd::ArgoCommand::Generate(a)) => argocd::generate(a).await,
