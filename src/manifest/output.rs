@@ -19,9 +19,13 @@ impl OutputDoc {
     }
 }
 
-/// Serializes an object as a YAML document (block style, two-space indent), ending in a newline.
+/// Serializes an object as a YAML document (block mappings, two-space indent, compact lists),
+/// ending in a newline. Long strings stay single scalars (never folded: a base64 value is one
+/// token), and strings a YAML 1.1 reader would take for booleans or numbers (`n`, `yes`, `1.0`)
+/// are quoted.
 pub fn to_yaml(value: &Value) -> String {
-    let mut s = serde_saphyr::to_string(value).expect("a JSON value always serializes as YAML");
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    let mut s = serde_saphyr::to_string_with_options(value, options).expect("a JSON value always serializes as YAML");
     if !s.ends_with('\n') {
         s.push('\n');
     }

@@ -1,0 +1,377 @@
+//! `extsecret render` end to end on the fake store: output rules, store and namespace rules, and
+//! the API subset (strictness, unsupported fields, versions).
+
+mod common;
+
+use common::{extsecret, failed, ok, run, tempdir, write};
+
+const STORE: &str = r#"apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: fake, namespace: team-a}
+spec:
+  provider:
+    fake:
+      data:
+        - {key: db, value: '{"user":"admin","pass":"hunter2-value","n":1.50,"obj":{"a":1}}'}
+        - {key: token, value: tok-value-1}
+        - {key: app/one, value: one-value}
+        - {key: app/two, value: two-value}
+"#;
+
+fn render_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut a = vec!["render"];
+    a.extend_from_slice(args);
+    run(extsecret(&a), Some(input.as_bytes()))
+}
+
+#[test]
+fn renders_the_embedded_example_byte_for_byte() {
+    let out = ok(&run(extsecret(&["render", "examples/basic"]), None));
+    let expected = "\
+# Everything that is not an ExternalSecret passes through unchanged.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+  namespace: demo
+data:
+  LOG_LEVEL: info # stays exactly as written
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: database-credentials
+  namespace: demo
+  labels:
+    app.kubernetes.io/name: demo
+  annotations:
+    argocd.argoproj.io/sync-wave: \"-1\"
+type: Opaque
+data:
+  password: czNjcjN0LWRlbW8=
+  port: NTQzMg==
+  username: YXBw
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: api
+  namespace: demo
+type: Opaque
+data:
+  db_password: czNjcjN0LWRlbW8=
+  db_port: NTQzMg==
+  db_tls: eyJtb2RlIjoidmVyaWZ5LWZ1bGwifQ==
+  db_username: YXBw
+  id_ed25519.pub: c3NoLWVkMjU1MTkgQUFBQSBkZW1v
+  token: dG9rLTEyMw==
+  token-previous: dG9rLW9sZA==
+";
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn json_output_is_a_v1_list() {
+    let out = ok(&run(extsecret(&["render", "examples/basic", "-o", "json"]), None));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "List");
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    assert_eq!(v["items"][1]["data"]["username"], "YXBw");
+}
+
+#[test]
+fn merge_order_is_datafrom_in_order_then_data_and_metadata_is_filtered() {
+    let input = format!(
+        "{STORE}---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: es
+  namespace: team-a
+  labels: {{app: x}}
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+    kubectl.kubernetes.io/last-applied-configuration: '{{}}'
+    config.kubernetes.io/index: '0'
+    internal.config.kubernetes.io/path: es.yaml
+    kustomize.config.k8s.io/id: 'x'
+    config.k8s.io/id: '1'
+spec:
+  secretStoreRef: {{name: fake}}
+  target: {{name: out, immutable: true}}
+  dataFrom:
+    - extract: {{key: db}}
+    - find: {{name: {{regexp: '^app/'}}}}
+  data:
+    - secretKey: user
+      remoteRef: {{key: token}}
+"
+    );
+    let out = ok(&render_stdin(&[], &input));
+    assert_eq!(
+        out,
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: out
+  namespace: team-a
+  labels:
+    app: x
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+type: Opaque
+immutable: true
+data:
+  app_one: b25lLXZhbHVl
+  app_two: dHdvLXZhbHVl
+  \"n\": MS41MA==
+  obj: eyJhIjoxfQ==
+  pass: aHVudGVyMi12YWx1ZQ==
+  user: dG9rLXZhbHVlLTE=
+"
+    );
+}
+
+#[test]
+fn unknown_fields_fail_strictly_and_warn_when_lenient() {
+    let input = format!(
+        "{STORE}---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: typo, namespace: team-a}}
+spec:
+  secretStoreRef: {{name: fake}}
+  data:
+    - secretKey: p
+      remoteRef: {{key: db, propery: pass}}
+"
+    );
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains("<stdin>: document 1: ExternalSecret team-a/typo: spec.data[0].remoteRef.propery: unknown field"), "{err}");
+    let o = render_stdin(&["--lenient"], &input);
+    let out = ok(&o);
+    assert!(common::stderr(&o).contains("spec.data[0].remoteRef.propery: unknown field ignored"));
+    // Lenient: the typo is ignored, so the whole value is rendered (which is why strict is the default).
+    assert!(out.contains("p: eyJ1c2VyIjoiYWRtaW4iLCJwYXNzIjoiaHVudGVyMi12YWx1ZSIsIm4iOjEuNTAsIm9iaiI6eyJhIjoxfX0=\n"), "{out}");
+}
+
+#[test]
+fn unsupported_features_and_kinds_are_refused_by_name() {
+    let cases = [
+        ("target: {template: {type: kubernetes.io/tls}}\n  data: [{secretKey: a, remoteRef: {key: token}}]", "spec.target.template: not supported"),
+        ("data: [{secretKey: a, remoteRef: {key: token}, sourceRef: {generatorRef: {kind: Password, name: p}}}]", "spec.data[0].sourceRef.generatorRef: not supported"),
+        ("dataFrom: [{extract: {key: db}, rewrite: [{transform: {template: x}}]}]", "spec.dataFrom[0].rewrite[0].transform: not supported"),
+        ("dataFrom: [{extract: {key: db}, rewrite: [{merge: {into: x}}]}]", "spec.dataFrom[0].rewrite[0].merge: not supported"),
+        ("target: {manifest: {apiVersion: v1, kind: ConfigMap}}\n  data: [{secretKey: a, remoteRef: {key: token}}]", "spec.target.manifest: not supported"),
+    ];
+    for (spec, expected) in cases {
+        let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
+        let err = failed(&render_stdin(&[], &input));
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    for (doc, expected) in [
+        ("apiVersion: external-secrets.io/v1\nkind: ClusterExternalSecret\nmetadata: {name: c}\nspec: {}\n", "kind `ClusterExternalSecret` of external-secrets.io is not supported"),
+        ("apiVersion: external-secrets.io/v1alpha1\nkind: PushSecret\nmetadata: {name: c}\nspec: {}\n", "kind `PushSecret` of external-secrets.io is not supported"),
+        ("apiVersion: external-secrets.io/v2\nkind: ExternalSecret\nmetadata: {name: c}\nspec: {}\n", "apiVersion `external-secrets.io/v2` is not supported"),
+    ] {
+        let err = failed(&render_stdin(&[], doc));
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
+fn v1beta1_and_v1alpha1_shapes_render_like_v1() {
+    let input = format!(
+        "{}---
+apiVersion: external-secrets.io/v1alpha1
+kind: ExternalSecret
+metadata: {{name: old, namespace: team-a}}
+spec:
+  secretStoreRef: {{name: fake, kind: SecretStore}}
+  target: {{name: old-secret, creationPolicy: Owner}}
+  data:
+    - secretKey: tok
+      remoteRef: {{key: token}}
+  dataFrom:
+    - key: db
+---
+apiVersion: external-secrets.io/v1beta1
+kind: ExternalSecret
+metadata: {{name: beta, namespace: team-a}}
+spec:
+  secretStoreRef: {{name: fake, kind: ''}}
+  data:
+    - secretKey: user
+      remoteRef: {{key: db, property: user, conversionStrategy: Default, decodingStrategy: None, metadataPolicy: None}}
+",
+        STORE.replace("external-secrets.io/v1\n", "external-secrets.io/v1beta1\n")
+    );
+    let out = ok(&render_stdin(&[], &input));
+    assert!(out.contains("name: old-secret\n  namespace: team-a\ntype: Opaque\ndata:\n  \"n\": MS41MA==\n  obj: eyJhIjoxfQ==\n  pass: aHVudGVyMi12YWx1ZQ==\n  tok: dG9rLXZhbHVlLTE=\n  user: YWRtaW4=\n"), "{out}");
+    assert!(out.contains("name: beta\n  namespace: team-a\ntype: Opaque\ndata:\n  user: YWRtaW4=\n"), "{out}");
+}
+
+#[test]
+fn a_secretstore_serves_only_its_own_namespace() {
+    let es = "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-b}\nspec:\n  secretStoreRef: {name: fake}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n";
+    let err = failed(&render_stdin(&[], &format!("{STORE}{es}")));
+    assert!(err.contains("spec.secretStoreRef: SecretStore `fake` exists only in namespace(s) team-a; a SecretStore serves only its own namespace, not `team-b`"), "{err}");
+}
+
+#[test]
+fn effective_namespace_comes_from_flag_then_argocd_and_output_keeps_the_original() {
+    let store = STORE.replace("namespace: team-a", "namespace: team-c");
+    let es = "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es}\nspec:\n  secretStoreRef: {name: fake}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n";
+    let input = format!("{store}{es}");
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains("this ExternalSecret has none: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE"), "{err}");
+    let out = ok(&render_stdin(&["--namespace", "team-c"], &input));
+    assert_eq!(out, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: es\ntype: Opaque\ndata:\n  a: dG9rLXZhbHVlLTE=\n");
+    let mut c = extsecret(&["render"]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-c");
+    assert_eq!(ok(&run(c, Some(input.as_bytes()))), out);
+}
+
+#[test]
+fn cluster_secret_stores_come_only_from_stores_and_obey_conditions() {
+    let dir = tempdir();
+    let css = STORE.replace("kind: SecretStore\nmetadata: {name: fake, namespace: team-a}", "kind: ClusterSecretStore\nmetadata: {name: shared}")
+        + "  conditions:\n    - namespaces: [team-a]\n    - namespaceRegexes: ['^prod-']\n    - namespaceSelector: {matchLabels: {tier: gold}}\n";
+    write(dir.path(), "stores/css.yaml", &css);
+    write(dir.path(), "stores/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: gold-ns, labels: {tier: gold}}\n");
+    let stores = dir.path().join("stores").display().to_string();
+    let es = |ns: &str| format!("apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: {ns}}}\nspec:\n  secretStoreRef: {{name: shared, kind: ClusterSecretStore}}\n  data: [{{secretKey: a, remoteRef: {{key: token}}}}]\n");
+    for allowed in ["team-a", "prod-eu", "gold-ns"] {
+        let out = ok(&render_stdin(&["--stores", &stores], &es(allowed)));
+        assert!(out.contains(&format!("namespace: {allowed}")), "{out}");
+    }
+    let err = failed(&render_stdin(&["--stores", &stores], &es("team-z")));
+    assert!(err.contains("using ClusterSecretStore `shared` is not allowed from namespace `team-z`: denied by spec.conditions"), "{err}");
+    // A ClusterSecretStore in the rendered input is refused, even if it would match.
+    let err = failed(&render_stdin(&[], &format!("{css}---\n{}", es("team-a"))));
+    assert!(err.contains("ClusterSecretStores are the cluster operator's and come only from --stores"), "{err}");
+}
+
+#[test]
+fn no_input_stores_refuses_stores_from_the_stream() {
+    let es = "---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: fake}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n";
+    let mut c = extsecret(&["render"]);
+    c.env("EXTSECRET_NO_INPUT_STORES", "true");
+    let err = failed(&run(c, Some(format!("{STORE}{es}").as_bytes())));
+    assert!(err.contains("SecretStores from the rendered input are refused (--no-input-stores)"), "{err}");
+}
+
+#[test]
+fn duplicate_targets_and_collisions_with_stream_secrets_name_both() {
+    let es = |name: &str| format!("---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  target: {{name: shared}}\n  data: [{{secretKey: a, remoteRef: {{key: token}}}}]\n");
+    let err = failed(&render_stdin(&[], &format!("{STORE}{}{}", es("one"), es("two"))));
+    assert!(err.contains("ExternalSecret team-a/two: spec.target.name: targets Secret `shared`, as does ExternalSecret team-a/one (<stdin>: document 1)"), "{err}");
+    let existing = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: shared, namespace: team-a}\n";
+    let err = failed(&render_stdin(&[], &format!("{STORE}{}{existing}", es("one"))));
+    assert!(err.contains("targets Secret `shared`, which the stream already holds (<stdin>: document 2)"), "{err}");
+}
+
+#[test]
+fn every_problem_of_the_run_is_reported_without_values() {
+    let input = format!(
+        "{STORE}---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {{name: es, namespace: team-a}}
+spec:
+  secretStoreRef: {{name: fake}}
+  data:
+    - {{secretKey: a, remoteRef: {{key: missing}}}}
+    - {{secretKey: b, remoteRef: {{key: db, property: nope}}}}
+    - {{secretKey: c, remoteRef: {{key: token, property: x}}}}
+    - {{secretKey: d, remoteRef: {{key: token, decodingStrategy: Base64}}}}
+  dataFrom:
+    - extract: {{key: token}}
+"
+    );
+    let err = failed(&render_stdin(&[], &input));
+    for expected in [
+        "ExternalSecret team-a/es: spec.data[0].remoteRef.key: [NotFound] secret `missing` not found in the fake store",
+        "spec.data[1].remoteRef.property: [NotFound] property `nope` does not exist in the secret `db`",
+        "spec.data[2].remoteRef.property: [NotFound] the secret is not valid JSON",
+        "spec.data[3].remoteRef.decodingStrategy: decodingStrategy Base64: the value is not valid base64",
+        "spec.dataFrom[0].extract.key: the secret is not a JSON object",
+        "5 problem(s); nothing was written to stdout",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    for value in ["hunter2-value", "tok-value-1", "admin"] {
+        assert!(!err.contains(value), "value leaked: {value}\n{err}");
+    }
+}
+
+#[test]
+fn validation_errors_name_the_field() {
+    let cases = [
+        ("data: [{secretKey: 'bad/key', remoteRef: {key: token}}]", "spec.data[0].secretKey: `bad/key` is not a valid Secret key"),
+        ("data: [{secretKey: a, remoteRef: {key: token}}, {secretKey: a, remoteRef: {key: db}}]", "spec.data[1].secretKey: duplicate secretKey `a`"),
+        ("dataFrom: [{find: {name: {regexp: '('}}}]", "spec.dataFrom[0].find.name.regexp: invalid regular expression"),
+        ("dataFrom: [{extract: {key: db}, find: {name: {regexp: a}}}]", "spec.dataFrom[0]: extract and find are mutually exclusive"),
+        ("data: [{secretKey: a, remoteRef: {key: token, decodingStrategy: Base32}}]", "spec.data[0].remoteRef.decodingStrategy: unknown variant"),
+        ("data: [{secretKey: a, remoteRef: {key: token}, sourceRef: {storeRef: {name: nowhere}}}]", "spec.data[0].sourceRef.storeRef: no SecretStore `nowhere` in namespace `team-a`"),
+        ("dataFrom: [{find: {name: {regexp: '^nomatch$'}}}]", "spec: the ExternalSecret produced no data"),
+        ("dataFrom: [{find: {name: {regexp: '^app/'}}, rewrite: [{regexp: {source: '.*', target: ''}}]}]", "becomes ``, which is not a valid Secret key"),
+    ];
+    for (spec, expected) in cases {
+        let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
+        let err = failed(&render_stdin(&[], &input));
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
+fn bad_input_names_file_and_document_and_prints_nothing() {
+    let dir = tempdir();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("dup.yaml", b"apiVersion: v1\nkind: ConfigMap\nkind: Secret\n".to_vec(), "dup.yaml: document 0: invalid YAML"),
+        ("utf8.yaml", b"apiVersion: v1\nkind: ConfigMap\ndata: {a: \"\xc3\x28\"}\n".to_vec(), "utf8.yaml: document 0: invalid UTF-8 at byte 42"),
+        ("nokind.yaml", b"apiVersion: v1\nmetadata: {name: x}\n".to_vec(), "nokind.yaml: document 0: object has no kind"),
+        ("scalar.yaml", b"---\napiVersion: v1\nkind: A\n---\njust a string\n".to_vec(), "scalar.yaml: document 1: document is not a mapping"),
+        ("broken.yaml", b"apiVersion: v1\nkind: ConfigMap\ndata: [unclosed\n".to_vec(), "broken.yaml: document 0: invalid YAML"),
+        ("deep.json", format!("{{\"apiVersion\":\"v1\",\"kind\":\"A\"}}\n{{\"x\": {}", "[".repeat(10)).into_bytes(), "deep.json: document 1: invalid JSON"),
+    ];
+    for (name, bytes, expected) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let err = failed(&run(extsecret(&["render", p.to_str().unwrap()]), None));
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    let err = failed(&run(extsecret(&["render", dir.path().join("absent.yaml").to_str().unwrap()]), None));
+    assert!(err.contains("absent.yaml: cannot read: entity not found"), "{err}");
+}
+
+#[test]
+fn folders_are_walked_and_build_files_skipped() {
+    let dir = tempdir();
+    write(dir.path(), "a/store.yaml", STORE);
+    write(dir.path(), "a/b/es.yml", "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: fake}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n");
+    write(dir.path(), "a/kustomization.yaml", "resources: [b/es.yml]\n");
+    write(dir.path(), "a/Chart.yaml", "name: x\n");
+    write(dir.path(), "a/values-prod.yaml", "x: 1\n");
+    write(dir.path(), "a/README.md", "not yaml: [\n");
+    write(dir.path(), "a/cm.json", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}"#);
+    let out = ok(&run(extsecret(&["render", dir.path().to_str().unwrap()]), None));
+    assert_eq!(
+        out,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: es\n  namespace: team-a\ntype: Opaque\ndata:\n  a: dG9rLXZhbHVlLTE=\n---\n{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"j\"}}\n"
+    );
+}
+
+#[test]
+fn lists_are_expanded_and_empty_output_is_refused() {
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {{name: in-list}}\n"
+    );
+    let out = ok(&render_stdin(&[], &list));
+    assert_eq!(out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: in-list\n");
+    let err = failed(&render_stdin(&[], "# nothing here\n---\n"));
+    assert!(err.contains("refusing empty output"), "{err}");
+    let o = render_stdin(&["--allow-empty"], "");
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty());
+}
