@@ -105,3 +105,107 @@ pub async fn find_all(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::StoreRefKind;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A provider over an in-memory map that records its calls; `deny_batch` answers batches as
+    /// a store whose credentials lack `BatchGetSecretValue` does.
+    struct Recording {
+        deny_batch: bool,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn new(deny_batch: bool) -> Self {
+            Recording { deny_batch, in_flight: AtomicUsize::new(0), max_in_flight: AtomicUsize::new(0), calls: Mutex::new(Vec::new()) }
+        }
+        async fn enter(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Recording {
+        fn name(&self) -> &'static str {
+            "Recording"
+        }
+        async fn get(&self, key: &RemoteKey) -> Result<SecretValue, ProviderError> {
+            self.enter(format!("get {}", key.key)).await;
+            if key.key == "missing" {
+                return Err(ProviderError::new(ErrorClass::NotFound, "missing"));
+            }
+            Ok(SecretValue(format!("v-{}", key.key).into_bytes()))
+        }
+        fn batch_limit(&self, key: &RemoteKey) -> usize {
+            if key.version.is_none() { 20 } else { 1 }
+        }
+        async fn get_batch(&self, keys: &[RemoteKey]) -> Result<Vec<ReadResult>, ProviderError> {
+            self.enter(format!("batch {}", keys.len())).await;
+            if self.deny_batch {
+                return Err(ProviderError::new(ErrorClass::BatchUnavailable, "denied"));
+            }
+            Ok(keys.iter().map(|k| Ok(SecretValue(format!("v-{}", k.key).into_bytes()))).collect())
+        }
+        async fn find(&self, _: &FindQuery) -> Result<Vec<String>, ProviderError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn store() -> StoreKey {
+        StoreKey { kind: StoreRefKind::SecretStore, namespace: Some("ns".into()), name: "s".into() }
+    }
+
+    fn reads(n: usize, version: Option<&str>) -> BTreeSet<(StoreKey, RemoteKey)> {
+        (0..n).map(|i| (store(), RemoteKey { key: format!("k{i:03}"), version: version.map(str::to_string), metadata: false })).collect()
+    }
+
+    async fn fetch_with(p: Arc<Recording>, reads: BTreeSet<(StoreKey, RemoteKey)>, concurrency: usize) -> HashMap<(StoreKey, RemoteKey), ReadResult> {
+        let clients: BTreeMap<StoreKey, Arc<dyn Provider>> = BTreeMap::from([(store(), p as Arc<dyn Provider>)]);
+        fetch_all(&clients, reads, concurrency).await
+    }
+
+    #[tokio::test]
+    async fn current_versions_are_read_in_batches_of_the_provider_limit() {
+        let p = Arc::new(Recording::new(false));
+        let out = fetch_with(p.clone(), reads(45, None), 16).await;
+        assert_eq!(out.len(), 45);
+        assert_eq!(out[&(store(), RemoteKey { key: "k044".into(), version: None, metadata: false })].as_ref().unwrap().0, b"v-k044");
+        let mut calls = p.calls.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(calls, vec!["batch 20", "batch 20", "batch 5"]);
+    }
+
+    #[tokio::test]
+    async fn a_denied_batch_falls_back_to_single_reads_with_per_key_results() {
+        let p = Arc::new(Recording::new(true));
+        let mut r = reads(3, None);
+        r.insert((store(), RemoteKey { key: "missing".into(), version: None, metadata: false }));
+        let out = fetch_with(p.clone(), r, 16).await;
+        let calls = p.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().filter(|c| c.starts_with("batch")).count(), 1);
+        assert_eq!(calls.iter().filter(|c| c.starts_with("get")).count(), 4);
+        assert_eq!(out[&(store(), RemoteKey { key: "missing".into(), version: None, metadata: false })].as_ref().unwrap_err().class, ErrorClass::NotFound);
+        assert_eq!(out[&(store(), RemoteKey { key: "k001".into(), version: None, metadata: false })].as_ref().unwrap().0, b"v-k001");
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_never_exceed_the_concurrency_bound() {
+        let p = Arc::new(Recording::new(false));
+        let out = fetch_with(p.clone(), reads(40, Some("AWSPREVIOUS")), 4).await;
+        assert_eq!(out.len(), 40);
+        assert_eq!(p.calls.lock().unwrap().len(), 40);
+        assert_eq!(p.max_in_flight.load(Ordering::SeqCst), 4);
+    }
+}
