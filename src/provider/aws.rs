@@ -9,7 +9,10 @@
 //! - `metadataPolicy: Fetch` reads `DescribeSecret` and serves the tags as a JSON object.
 //! - `find` lists names with `ListSecrets` (server-side filters on name prefix and tags, exact
 //!   checks client-side) and the values are then read like any other key.
-//! - `ResourceNotFoundException` and "marked for deletion" are both [`ErrorClass::NotFound`].
+//! - `ResourceNotFoundException` and "marked for deletion" (also worded "marked deleted") are both
+//!   [`ErrorClass::NotFound`].
+//! - An error answer without a readable error code (a proxy's page, an emulator's XML body) is
+//!   classed by its HTTP status: 401/403 AccessDenied, 429 Throttled, 5xx Unavailable.
 //! - Throttling and 5xx are retried by the SDK's standard retry strategy (exponential backoff with
 //!   jitter, 5 attempts); the run's overall deadline bounds the total.
 //!
@@ -24,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::Credentials;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
@@ -232,13 +236,15 @@ fn payload(id: &str, string: Option<String>, binary: Option<aws_sdk_secretsmanag
 }
 
 /// Maps an SDK error to a class; the message holds the operation, AWS's error code and message.
-fn map_sdk_error<E, R>(what: &str, err: SdkError<E, R>) -> ProviderError
+fn map_sdk_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
 {
     match &err {
-        SdkError::ServiceError(_) => classify(err.code().unwrap_or("Unknown"), err.message().unwrap_or_default(), what),
+        SdkError::ServiceError(ctx) => match err.code() {
+            Some(code) => classify(code, err.message().unwrap_or_default(), what),
+            None => classify_status(ctx.raw().status().as_u16(), what),
+        },
         SdkError::TimeoutError(_) => ProviderError::new(ErrorClass::Unavailable, format!("{what}: timed out")),
         SdkError::DispatchFailure(d) => {
             let why = if d.is_io() { "connection failed" } else if d.is_timeout() { "timed out" } else { "request could not be sent" };
@@ -252,10 +258,23 @@ where
     }
 }
 
+/// An error answer whose body holds no error code the SDK can read: the HTTP status decides.
+fn classify_status(status: u16, what: &str) -> ProviderError {
+    let class = match status {
+        401 | 403 => ErrorClass::AccessDenied,
+        429 => ErrorClass::Throttled,
+        500..=599 => ErrorClass::Unavailable,
+        _ => ErrorClass::Other,
+    };
+    ProviderError::new(class, format!("{what}: HTTP {status} without a readable error code"))
+}
+
 fn classify(code: &str, message: &str, what: &str) -> ProviderError {
     let class = match code {
         "ResourceNotFoundException" => ErrorClass::NotFound,
-        "InvalidRequestException" | "InvalidParameterException" if message.contains("marked for deletion") => ErrorClass::NotFound,
+        // AWS words it "because it was marked for deletion" (GetSecretValue) and documents "a secret
+        // that's currently marked deleted" (moto answers with the latter).
+        "InvalidRequestException" | "InvalidParameterException" if message.contains("marked for deletion") || message.contains("marked deleted") => ErrorClass::NotFound,
         "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException" => ErrorClass::AccessDenied,
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" => ErrorClass::Throttled,
         "InvalidRequestException" | "InvalidParameterException" | "ValidationException" => ErrorClass::InvalidRequest,
@@ -263,4 +282,28 @@ fn classify(code: &str, message: &str, what: &str) -> ProviderError {
         _ => ErrorClass::Other,
     };
     ProviderError::new(class, format!("{what}: {code}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_marked_for_deletion_are_not_found_in_either_wording() {
+        let aws = classify("InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.", "GetSecretValue `a`");
+        assert_eq!(aws.class, ErrorClass::NotFound);
+        let documented = classify("InvalidRequestException", "You tried to perform the operation on a secret that's currently marked deleted.", "GetSecretValue `a`");
+        assert_eq!(documented.class, ErrorClass::NotFound);
+        assert_eq!(classify("InvalidRequestException", "You can't do that now.", "x").class, ErrorClass::InvalidRequest);
+    }
+
+    #[test]
+    fn an_error_without_a_readable_code_is_classed_by_its_status() {
+        assert_eq!(classify_status(403, "BatchGetSecretValue").class, ErrorClass::AccessDenied);
+        assert_eq!(classify_status(401, "x").class, ErrorClass::AccessDenied);
+        assert_eq!(classify_status(429, "x").class, ErrorClass::Throttled);
+        assert_eq!(classify_status(503, "x").class, ErrorClass::Unavailable);
+        assert_eq!(classify_status(400, "x").class, ErrorClass::Other);
+        assert_eq!(classify_status(403, "BatchGetSecretValue").message, "BatchGetSecretValue: HTTP 403 without a readable error code");
+    }
 }
