@@ -70,10 +70,15 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
         .enumerate()
         .map(|(index, v)| {
             let file = annotation(v, "internal.config.kubernetes.io/path").or_else(|| annotation(v, "config.kubernetes.io/path"));
-            let file = match (file, generator.is_some() && index == 0) {
-                (_, true) => "<functionConfig>".to_string(),
-                (Some(f), _) => f.to_string(),
-                (None, _) => "<ResourceList items>".to_string(),
+            // An item placed in a file is named by its document index in that file, not its
+            // position among all the items.
+            let index_in_file = || {
+                annotation(v, "internal.config.kubernetes.io/index").or_else(|| annotation(v, "config.kubernetes.io/index")).and_then(|i| i.parse().ok()).unwrap_or(index)
+            };
+            let (file, index) = match (file, generator.is_some() && index == 0) {
+                (_, true) => ("<functionConfig>".to_string(), index),
+                (Some(f), _) => (f.to_string(), index_in_file()),
+                (None, _) => ("<ResourceList items>".to_string(), index),
             };
             Document { origin: Origin { file, index, item: None }, raw: None, value: v.clone() }
         })

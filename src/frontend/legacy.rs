@@ -7,7 +7,8 @@
 //! `transformers:` it also receives the current resources on stdin: those pass through (with
 //! their `kustomize.config.k8s.io/id` annotations), ExternalSecrets among them are rendered, and
 //! the config's Secret is added. Stores come from `EXTSECRET_STORES` (relative to the
-//! kustomization directory) and SecretStores in the stream.
+//! kustomization directory) and SecretStores in the stream. An ExternalSecret without a namespace
+//! is resolved in the kustomization's `namespace:` (where kustomize puts the generated Secret).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -17,11 +18,14 @@ use crate::problem::Problems;
 use crate::settings::OperatorArgs;
 
 /// Runs the plugin; returns the exit code.
-pub async fn run(config: &Path, operator: OperatorArgs) -> i32 {
+pub async fn run(config: &Path, mut operator: OperatorArgs) -> i32 {
+    let root = std::env::var("KUSTOMIZE_PLUGIN_CONFIG_ROOT").unwrap_or_else(|_| ".".into());
+    if operator.namespace.as_deref().is_none_or(str::is_empty) {
+        operator.namespace = kustomization_namespace(Path::new(&root));
+    }
     let settings = operator.settings();
     let result = async {
         let bytes = std::fs::read(config).map_err(|e| Problems::from(crate::problem::Problem::new(format!("{}: cannot read plugin config: {}", config.display(), e.kind()))))?;
-        let root = std::env::var("KUSTOMIZE_PLUGIN_CONFIG_ROOT").unwrap_or_else(|_| ".".into());
         let mut docs = Vec::new();
         if !std::io::stdin().is_terminal() {
             let stdin = input::read_stdin().map_err(Problems::from)?;
@@ -37,4 +41,15 @@ pub async fn run(config: &Path, operator: OperatorArgs) -> i32 {
         Ok(out) => super::emit(&output::write_yaml(&out)),
         Err(p) => super::report(&p),
     }
+}
+
+/// The `namespace:` of the kustomization in `root`, if any. kustomize's namespace transformer
+/// puts a generator's output in that namespace, so an ExternalSecret without one is resolved
+/// there (as its Secret will be applied there); an explicit `metadata.namespace`, `--namespace` or
+/// `EXTSECRET_NAMESPACE` still comes first.
+fn kustomization_namespace(root: &Path) -> Option<String> {
+    let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().map(|n| root.join(n)).find(|p| p.is_file())?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let value: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
+    value.get("namespace").and_then(serde_json::Value::as_str).filter(|n| !n.is_empty()).map(str::to_string)
 }
