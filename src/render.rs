@@ -59,12 +59,12 @@ pub async fn render_documents(docs: Vec<Document>, catalog: Catalog, settings: &
 
 /// As [`render_documents`], each output document paired with the index of the input document it
 /// comes from.
-pub async fn render_documents_indexed(docs: Vec<Document>, mut catalog: Catalog, settings: &Settings) -> Result<Vec<(usize, OutputDoc)>, Problems> {
+pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Catalog, settings: &Settings) -> Result<Vec<(usize, OutputDoc)>, Problems> {
     let mut problems = Problems::default();
     let mut roles = Vec::with_capacity(docs.len());
     let mut ess: Vec<ParsedExternalSecret> = Vec::new();
     let mut existing_secrets: BTreeMap<(Option<String>, String), usize> = BTreeMap::new();
-    for (i, doc) in docs.iter().enumerate() {
+    for (i, doc) in docs.iter_mut().enumerate() {
         let role = match classify(doc) {
             Err(msg) => {
                 problems.push(Problem::new(msg).at(&doc.origin).object(format!("{} {}", doc.kind(), doc.name())));
@@ -79,6 +79,8 @@ pub async fn render_documents_indexed(docs: Vec<Document>, mut catalog: Catalog,
             }
             Ok(Some((version, EsoKind::ExternalSecret))) => match resolve::parse_external_secret(doc, version, settings) {
                 Ok(es) => {
+                    // The parsed form is all that is needed from here on.
+                    (doc.raw, doc.value) = (None, serde_json::Value::Null);
                     ess.push(es);
                     Role::ExternalSecret(ess.len() - 1)
                 }

@@ -30,13 +30,6 @@ const NS: &str = "apps";
 
 /// URL of the shared moto.
 fn moto_url() -> &'static str {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        // `EXTSECRET_TEST_MOTO_URL=` (set but empty) means "no moto given": let the harness start one.
-        if std::env::var_os("EXTSECRET_TEST_MOTO_URL").is_some_and(|v| v.is_empty()) {
-            std::env::remove_var("EXTSECRET_TEST_MOTO_URL");
-        }
-    });
     &common::moto().url
 }
 

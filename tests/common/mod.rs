@@ -112,7 +112,7 @@ impl Drop for Moto {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        if let Ok(url) = std::env::var("EXTSECRET_TEST_MOTO_URL") {
+        if let Some(url) = std::env::var("EXTSECRET_TEST_MOTO_URL").ok().filter(|u| !u.is_empty()) {
             let child = Command::new("true").spawn().unwrap();
             return Moto { url, _child: child };
         }
