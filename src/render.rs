@@ -31,7 +31,12 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, Problems> {
                     }
                 }
                 _ if doc.kind() == "Namespace" && doc.api_version() == "v1" => catalog.add_namespace(&doc),
-                _ => tracing::warn!("{}: --stores holds {} {}; ignored (only SecretStore, ClusterSecretStore and Namespace are read there)", doc.origin, doc.kind(), doc.name()),
+                _ => tracing::warn!(
+                    "{}: --stores holds {} {}; ignored (only SecretStore, ClusterSecretStore and Namespace are read there)",
+                    doc.origin,
+                    doc.kind(),
+                    doc.name()
+                ),
             }
         }
     }
@@ -59,7 +64,11 @@ pub async fn render_documents(docs: Vec<Document>, catalog: Catalog, settings: &
 
 /// As [`render_documents`], each output document paired with the index of the input document it
 /// comes from.
-pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Catalog, settings: &Settings) -> Result<Vec<(usize, OutputDoc)>, Problems> {
+pub async fn render_documents_indexed(
+    mut docs: Vec<Document>,
+    mut catalog: Catalog,
+    settings: &Settings,
+) -> Result<Vec<(usize, OutputDoc)>, Problems> {
     let mut problems = Problems::default();
     let mut roles = Vec::with_capacity(docs.len());
     let mut ess: Vec<ParsedExternalSecret> = Vec::new();
@@ -91,7 +100,13 @@ pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Cata
             },
             Ok(Some((_, EsoKind::SecretStore))) => {
                 if settings.no_input_stores {
-                    problems.push(Problem::new("SecretStores from the rendered input are refused (--no-input-stores); the operator gives stores with --stores").at(&doc.origin).object(format!("SecretStore {}", doc.name())));
+                    problems.push(
+                        Problem::new(
+                            "SecretStores from the rendered input are refused (--no-input-stores); the operator gives stores with --stores",
+                        )
+                        .at(&doc.origin)
+                        .object(format!("SecretStore {}", doc.name())),
+                    );
                 } else if let Err(p) = catalog.add_store(doc, EsoKind::SecretStore, settings) {
                     problems.extend(p);
                 }
@@ -99,9 +114,11 @@ pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Cata
             }
             Ok(Some((_, EsoKind::ClusterSecretStore))) => {
                 problems.push(
-                    Problem::new("ClusterSecretStores are the cluster operator's and come only from --stores, never from the rendered input")
-                        .at(&doc.origin)
-                        .object(format!("ClusterSecretStore {}", doc.name())),
+                    Problem::new(
+                        "ClusterSecretStores are the cluster operator's and come only from --stores, never from the rendered input",
+                    )
+                    .at(&doc.origin)
+                    .object(format!("ClusterSecretStore {}", doc.name())),
                 );
                 Role::Dropped
             }
@@ -114,23 +131,24 @@ pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Cata
     }
     let secrets = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, settings)).await {
         Ok(r) => r?,
-        Err(_) => {
-            return Err(Problem::new(format!(
-                "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
-                settings.timeout.as_secs_f32()
-            ))
-            .into())
-        }
+        Err(_) => return Err(Problem::new(format!(
+            "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
+            settings.timeout.as_secs_f32()
+        ))
+        .into()),
     };
     let mut out = Vec::with_capacity(docs.len());
     for (source, (doc, role)) in docs.into_iter().zip(roles).enumerate() {
         match role {
             Role::ExternalSecret(i) => out.push((source, OutputDoc::Built(secrets[i].to_manifest()))),
             Role::Dropped => {}
-            Role::PassThrough => out.push((source, match doc.raw {
-                Some(text) => OutputDoc::Raw { text, value: doc.value },
-                None => OutputDoc::Built(doc.value),
-            })),
+            Role::PassThrough => out.push((
+                source,
+                match doc.raw {
+                    Some(text) => OutputDoc::Raw { text, value: doc.value },
+                    None => OutputDoc::Built(doc.value),
+                },
+            )),
         }
     }
     Ok(out)
@@ -140,7 +158,8 @@ pub async fn render_documents_indexed(mut docs: Vec<Document>, mut catalog: Cata
 /// group objects it refuses (other kinds, unknown versions).
 fn classify(doc: &Document) -> Result<Option<(ApiVersion, EsoKind)>, String> {
     let Some(version) = api::eso_version(doc.api_version()) else { return Ok(None) };
-    let v = ApiVersion::parse(version).ok_or_else(|| format!("apiVersion `{}` is not supported (external-secrets.io/v1, v1beta1 or v1alpha1)", doc.api_version()))?;
+    let v = ApiVersion::parse(version)
+        .ok_or_else(|| format!("apiVersion `{}` is not supported (external-secrets.io/v1, v1beta1 or v1alpha1)", doc.api_version()))?;
     let kind = EsoKind::parse(doc.kind()).ok_or_else(|| {
         format!("kind `{}` of external-secrets.io is not supported (only ExternalSecret, SecretStore, ClusterSecretStore); it would reach the cluster unrendered", doc.kind())
     })?;
@@ -148,20 +167,31 @@ fn classify(doc: &Document) -> Result<Option<(ApiVersion, EsoKind)>, String> {
 }
 
 /// Two ExternalSecrets targeting one Secret, or a target colliding with a Secret of the stream.
-fn check_targets(ess: &[ParsedExternalSecret], existing: &BTreeMap<(Option<String>, String), usize>, docs: &[Document], problems: &mut Problems) {
+fn check_targets(
+    ess: &[ParsedExternalSecret],
+    existing: &BTreeMap<(Option<String>, String), usize>,
+    docs: &[Document],
+    problems: &mut Problems,
+) {
     let mut targets: BTreeMap<(Option<String>, String), &ParsedExternalSecret> = BTreeMap::new();
     for es in ess {
         let key = (es.effective_namespace.clone(), es.target_name().to_string());
         if let Some(other) = targets.get(&key) {
             problems.push(
-                Problem::new(format!("targets Secret `{}`, as does {} ({})", es.target_name(), other.object(), other.origin)).at(&es.origin).object(es.object()).field("spec.target.name"),
+                Problem::new(format!("targets Secret `{}`, as does {} ({})", es.target_name(), other.object(), other.origin))
+                    .at(&es.origin)
+                    .object(es.object())
+                    .field("spec.target.name"),
             );
         } else {
             targets.insert(key.clone(), es);
         }
         if let Some(&i) = existing.get(&key) {
             problems.push(
-                Problem::new(format!("targets Secret `{}`, which the stream already holds ({})", es.target_name(), docs[i].origin)).at(&es.origin).object(es.object()).field("spec.target.name"),
+                Problem::new(format!("targets Secret `{}`, which the stream already holds ({})", es.target_name(), docs[i].origin))
+                    .at(&es.origin)
+                    .object(es.object())
+                    .field("spec.target.name"),
             );
         }
     }

@@ -9,7 +9,8 @@ use clap::Args;
 
 use crate::api::Strictness;
 
-/// Flags shared by every front-end. Path lists in variables are separated by `:` (as KUBECONFIG).
+/// Flags shared by every front-end. Path lists in variables are separated by `:` (as KUBECONFIG);
+/// switches take `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
 #[derive(Args, Clone, Debug, Default)]
 pub struct OperatorArgs {
     /// Files or folders with SecretStores, ClusterSecretStores and Namespaces (the operator's stores)
@@ -22,10 +23,10 @@ pub struct OperatorArgs {
     #[arg(long, env = "EXTSECRET_NAMESPACE")]
     pub namespace: Option<String>,
     /// Refuse SecretStores that come from the rendered input
-    #[arg(long, env = "EXTSECRET_NO_INPUT_STORES")]
+    #[arg(long, env = "EXTSECRET_NO_INPUT_STORES", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_input_stores: bool,
     /// Warn about unknown fields instead of failing
-    #[arg(long, env = "EXTSECRET_LENIENT")]
+    #[arg(long, env = "EXTSECRET_LENIENT", value_parser = clap::builder::BoolishValueParser::new())]
     pub lenient: bool,
     /// Provider calls in flight at once
     #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -34,10 +35,10 @@ pub struct OperatorArgs {
     #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Do not use BatchGetSecretValue (one GetSecretValue per secret)
-    #[arg(long, env = "EXTSECRET_NO_BATCH")]
+    #[arg(long, env = "EXTSECRET_NO_BATCH", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_batch: bool,
     /// Accept a render that produces no document at all
-    #[arg(long, env = "EXTSECRET_ALLOW_EMPTY")]
+    #[arg(long, env = "EXTSECRET_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_empty: bool,
 }
 

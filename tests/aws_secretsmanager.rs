@@ -174,7 +174,12 @@ fn secrets(out: &Output) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
         if item["kind"] != "Secret" {
             continue;
         }
-        let data = item["data"].as_object().expect("data").iter().map(|(k, v)| (k.clone(), B64.decode(v.as_str().unwrap()).expect("base64"))).collect();
+        let data = item["data"]
+            .as_object()
+            .expect("data")
+            .iter()
+            .map(|(k, v)| (k.clone(), B64.decode(v.as_str().unwrap()).expect("base64")))
+            .collect();
         all.insert(item["metadata"]["name"].as_str().unwrap().to_string(), data);
     }
     all
@@ -293,7 +298,12 @@ impl Request {
     fn parse(line: &str) -> Request {
         let entry: Value = serde_json::from_str(line).expect("recording line");
         let header = |name: &str| -> String {
-            entry["headers"].as_object().and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))).and_then(|(_, v)| v.as_str()).unwrap_or("").to_string()
+            entry["headers"]
+                .as_object()
+                .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .and_then(|(_, v)| v.as_str())
+                .unwrap_or("")
+                .to_string()
         };
         let raw = entry["body"].as_str().unwrap_or("");
         let body = if entry["body_encoded"] == true { B64.decode(raw).expect("recorded body") } else { raw.as_bytes().to_vec() };
@@ -378,25 +388,28 @@ fn data_reads_the_whole_secret_string_or_a_gjson_property_as_eso_renders_it() {
     };
     let docs = [
         store(),
-        es("props", json!({"data": [
-            data("whole", key("json", None)),
-            data("plain", key("plain", None)),
-            data("s", key("json", Some("s"))),
-            data("nested", key("json", Some("nested"))),
-            data("nested-x", key("json", Some("nested.x"))),
-            data("i", key("json", Some("i"))),
-            data("neg", key("json", Some("neg"))),
-            data("f", key("json", Some("f"))),
-            data("e", key("json", Some("e"))),
-            data("t", key("json", Some("t"))),
-            data("fa", key("json", Some("fa"))),
-            data("nu", key("json", Some("nu"))),
-            data("friend1", key("json", Some("friends.1.name"))),
-            data("names", key("json", Some("friends.#.name"))),
-            data("count", key("json", Some("friends.#"))),
-            data("literal", key("dotted", Some("foo.bar"))),
-            data("path", key("nested-only", Some("foo.bar"))),
-        ]})),
+        es(
+            "props",
+            json!({"data": [
+                data("whole", key("json", None)),
+                data("plain", key("plain", None)),
+                data("s", key("json", Some("s"))),
+                data("nested", key("json", Some("nested"))),
+                data("nested-x", key("json", Some("nested.x"))),
+                data("i", key("json", Some("i"))),
+                data("neg", key("json", Some("neg"))),
+                data("f", key("json", Some("f"))),
+                data("e", key("json", Some("e"))),
+                data("t", key("json", Some("t"))),
+                data("fa", key("json", Some("fa"))),
+                data("nu", key("json", Some("nu"))),
+                data("friend1", key("json", Some("friends.1.name"))),
+                data("names", key("json", Some("friends.#.name"))),
+                data("count", key("json", Some("friends.#"))),
+                data("literal", key("dotted", Some("foo.bar"))),
+                data("path", key("nested-only", Some("foo.bar"))),
+            ]}),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
     let all = secrets(&out);
@@ -437,15 +450,18 @@ fn version_selects_a_stage_or_a_version_id() {
     let at = |version: &str| json!({"key": name, "version": version});
     let docs = [
         store(),
-        es("versions", json!({"data": [
-            data("current", json!({"key": name})),
-            data("awscurrent", at("AWSCURRENT")),
-            data("previous", at("AWSPREVIOUS")),
-            data("custom-stage", at("NEXT")),
-            data("id1", at(&format!("uuid/{v1}"))),
-            data("id2", at(&format!("uuid/{v2}"))),
-            data("id3", at(&format!("uuid/{v3}"))),
-        ]})),
+        es(
+            "versions",
+            json!({"data": [
+                data("current", json!({"key": name})),
+                data("awscurrent", at("AWSCURRENT")),
+                data("previous", at("AWSPREVIOUS")),
+                data("custom-stage", at("NEXT")),
+                data("id1", at(&format!("uuid/{v1}"))),
+                data("id2", at(&format!("uuid/{v2}"))),
+                data("id3", at(&format!("uuid/{v3}"))),
+            ]}),
+        ),
     ];
     for flags in [&[][..], &["--no-batch"][..]] {
         let (out, _input) = render(&docs, flags);
@@ -485,12 +501,15 @@ fn decoding_strategy_base64_decodes_the_value_or_the_property() {
     seed(vec![create(&format!("{p}/b64"), "aGVsbG8gd29ybGQ="), create(&format!("{p}/json"), r#"{"bin":"AP/+gA==","url":"-_8="}"#)]);
     let docs = [
         store(),
-        es("decoded", json!({"data": [
-            data("whole", json!({"key": format!("{p}/b64"), "decodingStrategy": "Base64"})),
-            data("bin", json!({"key": format!("{p}/json"), "property": "bin", "decodingStrategy": "Base64"})),
-            data("url", json!({"key": format!("{p}/json"), "property": "url", "decodingStrategy": "Base64URL"})),
-            data("auto", json!({"key": format!("{p}/json"), "property": "url", "decodingStrategy": "Auto"})),
-        ]})),
+        es(
+            "decoded",
+            json!({"data": [
+                data("whole", json!({"key": format!("{p}/b64"), "decodingStrategy": "Base64"})),
+                data("bin", json!({"key": format!("{p}/json"), "property": "bin", "decodingStrategy": "Base64"})),
+                data("url", json!({"key": format!("{p}/json"), "property": "url", "decodingStrategy": "Base64URL"})),
+                data("auto", json!({"key": format!("{p}/json"), "property": "url", "decodingStrategy": "Auto"})),
+            ]}),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
     let s = &secrets(&out)["decoded"];
@@ -513,14 +532,17 @@ fn extract_expands_a_json_object_with_strings_unquoted_and_other_values_raw() {
     ]);
     let docs = [
         store(),
-        es("extracted", json!({
-            "dataFrom": [
-                {"extract": {"key": format!("{p}/db")}},
-                {"extract": {"key": format!("{p}/nested"), "property": "db"}},
-            ],
-            // data[] is applied after dataFrom and wins.
-            "data": [data("user", json!({"key": format!("{p}/nested"), "property": "db.host"}))],
-        })),
+        es(
+            "extracted",
+            json!({
+                "dataFrom": [
+                    {"extract": {"key": format!("{p}/db")}},
+                    {"extract": {"key": format!("{p}/nested"), "property": "db"}},
+                ],
+                // data[] is applied after dataFrom and wins.
+                "data": [data("user", json!({"key": format!("{p}/nested"), "property": "db.host"}))],
+            }),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
     assert_eq!(
@@ -547,7 +569,10 @@ fn extract_of_a_plain_text_secret_fails_clearly_without_the_value() {
     let (out, input) = render(&docs, &[]);
     let err = common::failed(&out);
     assert!(
-        err.contains(&format!("{}: document 1: ExternalSecret {NS}/plain: spec.dataFrom[0].extract.key: the secret is not a JSON object", input.path())),
+        err.contains(&format!(
+            "{}: document 1: ExternalSecret {NS}/plain: spec.dataFrom[0].extract.key: the secret is not a JSON object",
+            input.path()
+        )),
         "{err}"
     );
     assert_no_values(&err, &[&value]);
@@ -593,19 +618,25 @@ fn find_with_rewrite_renames_keys_and_skips_the_conversion() {
     let find = json!({"name": {"regexp": format!("^{p}/app/")}});
     let docs = [
         store(),
-        es("rewritten", json!({"dataFrom": [{
-            "find": find,
-            "rewrite": [
-                {"regexp": {"source": format!("^{p}/app/(.*)$"), "target": "app-${1}"}},
-                {"regexp": {"source": "-", "target": "_"}},
-            ],
-        }]})),
+        es(
+            "rewritten",
+            json!({"dataFrom": [{
+                "find": find,
+                "rewrite": [
+                    {"regexp": {"source": format!("^{p}/app/(.*)$"), "target": "app-${1}"}},
+                    {"regexp": {"source": "-", "target": "_"}},
+                ],
+            }]}),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
     assert_eq!(text(&secrets(&out), "rewritten"), map(&[("app_api_key", &api), ("app_db_pass", &pass)]));
 
     // With a rewrite, `/` is not converted to `_`: a key that keeps one is refused.
-    let docs = [store(), es("kept-slash", json!({"dataFrom": [{"find": find, "rewrite": [{"regexp": {"source": format!("^{p}/"), "target": ""}}]}]}))];
+    let docs = [
+        store(),
+        es("kept-slash", json!({"dataFrom": [{"find": find, "rewrite": [{"regexp": {"source": format!("^{p}/"), "target": ""}}]}]})),
+    ];
     let (out, input) = render(&docs, &[]);
     let err = common::failed(&out);
     assert!(
@@ -635,14 +666,17 @@ fn store_prefix_is_prepended_to_every_key_and_stripped_from_found_names() {
     ]);
     let docs = [
         store_with(json!({"prefix": format!("{p}/team-a/")})),
-        es("prefixed", json!({
-            "data": [data("user", json!({"key": "db", "property": "user"}))],
-            "dataFrom": [
-                {"extract": {"key": "db"}},
-                {"find": {"path": "svc/", "name": {"regexp": "."}}},
-                {"find": {"name": {"regexp": "svc/y$"}}, "rewrite": [{"regexp": {"source": "^svc/", "target": "found-"}}]},
-            ],
-        })),
+        es(
+            "prefixed",
+            json!({
+                "data": [data("user", json!({"key": "db", "property": "user"}))],
+                "dataFrom": [
+                    {"extract": {"key": "db"}},
+                    {"find": {"path": "svc/", "name": {"regexp": "."}}},
+                    {"find": {"name": {"regexp": "svc/y$"}}, "rewrite": [{"regexp": {"source": "^svc/", "target": "found-"}}]},
+                ],
+            }),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
     assert_eq!(text(&secrets(&out), "prefixed"), map(&[("user", "team-a-user"), ("svc_x", "vx"), ("svc_y", "vy"), ("found-y", "vy")]));
@@ -655,14 +689,20 @@ fn metadata_policy_fetch_serves_the_tags_as_a_json_object() {
     seed(vec![create_tagged(&name, "the-value", &[("owner", "team-x"), ("env", "prod")])]);
     let docs = [
         store(),
-        es("meta", json!({"data": [
-            data("tags", json!({"key": name, "metadataPolicy": "Fetch"})),
-            data("owner", json!({"key": name, "metadataPolicy": "Fetch", "property": "owner"})),
-            data("value", json!({"key": name})),
-        ]})),
+        es(
+            "meta",
+            json!({"data": [
+                data("tags", json!({"key": name, "metadataPolicy": "Fetch"})),
+                data("owner", json!({"key": name, "metadataPolicy": "Fetch", "property": "owner"})),
+                data("value", json!({"key": name})),
+            ]}),
+        ),
     ];
     let (out, _input) = render(&docs, &[]);
-    assert_eq!(text(&secrets(&out), "meta"), map(&[("tags", r#"{"env":"prod","owner":"team-x"}"#), ("owner", "team-x"), ("value", "the-value")]));
+    assert_eq!(
+        text(&secrets(&out), "meta"),
+        map(&[("tags", r#"{"env":"prod","owner":"team-x"}"#), ("owner", "team-x"), ("value", "the-value")])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,10 +834,13 @@ fn a_missing_secret_fails_the_render_with_a_not_found_problem() {
     seed(vec![create(&format!("{p}/present"), &value)]);
     let docs = [
         store(),
-        es("app", json!({"data": [
-            data("present", json!({"key": format!("{p}/present")})),
-            data("absent", json!({"key": format!("{p}/absent")})),
-        ]})),
+        es(
+            "app",
+            json!({"data": [
+                data("present", json!({"key": format!("{p}/present")})),
+                data("absent", json!({"key": format!("{p}/absent")})),
+            ]}),
+        ),
     ];
     for flags in [&[][..], &["--no-batch"][..]] {
         let (out, input) = render(&docs, flags);
@@ -805,7 +848,10 @@ fn a_missing_secret_fails_the_render_with_a_not_found_problem() {
         let errs = errors(&err);
         assert_eq!(errs.len(), 1, "flags {flags:?}: {err}");
         assert!(
-            errs[0].starts_with(&format!("error: {}: document 1: ExternalSecret {NS}/app: spec.data[1].remoteRef.key: [NotFound] ", input.path())),
+            errs[0].starts_with(&format!(
+                "error: {}: document 1: ExternalSecret {NS}/app: spec.data[1].remoteRef.key: [NotFound] ",
+                input.path()
+            )),
             "flags {flags:?}: {err}"
         );
         assert!(errs[0].contains(&format!("`{p}/absent`")), "{err}");
@@ -843,26 +889,39 @@ fn every_problem_of_a_run_is_reported_together_without_values() {
     let docs = [
         store(),
         // 1: a missing property next to a good one.
-        es("bad-property", json!({"data": [
-            data("user", json!({"key": format!("{p}/json"), "property": "user"})),
-            data("token", json!({"key": format!("{p}/json"), "property": "token"})),
-        ]})),
+        es(
+            "bad-property",
+            json!({"data": [
+                data("user", json!({"key": format!("{p}/json"), "property": "user"})),
+                data("token", json!({"key": format!("{p}/json"), "property": "token"})),
+            ]}),
+        ),
         // 2: a missing secret.
         es("bad-key", json!({"data": [data("x", json!({"key": format!("{p}/nope")}))]})),
         // 3: extract of a plain-text secret.
         es("bad-extract", json!({"dataFrom": [{"extract": {"key": format!("{p}/plain")}}]})),
         // 4: an unknown version id.
-        es("bad-version", json!({"data": [data("x", json!({"key": format!("{p}/json"), "version": "uuid/00000000-0000-0000-0000-000000000000"}))]})),
+        es(
+            "bad-version",
+            json!({"data": [data("x", json!({"key": format!("{p}/json"), "version": "uuid/00000000-0000-0000-0000-000000000000"}))]}),
+        ),
         // 5: metadata of a missing secret.
         es("bad-metadata", json!({"data": [data("x", json!({"key": format!("{p}/nope"), "metadataPolicy": "Fetch"}))]})),
         // 6: a found key that is not a valid Secret key.
-        es("bad-find", json!({"dataFrom": [{"find": {"path": format!("{p}/dir/"), "name": {"regexp": "."}}, "rewrite": [{"regexp": {"source": "^.*/dir", "target": "dir"}}]}]})),
+        es(
+            "bad-find",
+            json!({"dataFrom": [{"find": {"path": format!("{p}/dir/"), "name": {"regexp": "."}}, "rewrite": [{"regexp": {"source": "^.*/dir", "target": "dir"}}]}]}),
+        ),
     ];
     let (out, input) = render(&docs, &[]);
     let err = common::failed(&out);
-    let at = |doc: usize, name: &str, field: &str| format!("error: {}: document {doc}: ExternalSecret {NS}/{name}: {field}: ", input.path());
+    let at =
+        |doc: usize, name: &str, field: &str| format!("error: {}: document {doc}: ExternalSecret {NS}/{name}: {field}: ", input.path());
     let expected = [
-        (at(1, "bad-property", "spec.data[1].remoteRef.property"), format!("[NotFound] property `token` does not exist in the secret `{p}/json`")),
+        (
+            at(1, "bad-property", "spec.data[1].remoteRef.property"),
+            format!("[NotFound] property `token` does not exist in the secret `{p}/json`"),
+        ),
         (at(2, "bad-key", "spec.data[0].remoteRef.key"), format!("[NotFound] BatchGetSecretValue `{p}/nope`")),
         (at(3, "bad-extract", "spec.dataFrom[0].extract.key"), "the secret is not a JSON object".to_string()),
         (at(4, "bad-version", "spec.data[0].remoteRef.key"), "[NotFound] GetSecretValue".to_string()),
@@ -872,7 +931,10 @@ fn every_problem_of_a_run_is_reported_together_without_values() {
     let errs = errors(&err);
     assert_eq!(errs.len(), expected.len(), "{err}");
     for (prefix, message) in &expected {
-        assert!(errs.iter().any(|e| e.starts_with(prefix.as_str()) && e.contains(message.as_str())), "missing `{prefix}...{message}` in:\n{err}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(prefix.as_str()) && e.contains(message.as_str())),
+            "missing `{prefix}...{message}` in:\n{err}"
+        );
     }
     assert_no_values(&err, &values.iter().map(String::as_str).collect::<Vec<_>>());
 }
@@ -890,7 +952,10 @@ fn each_secret_is_read_once_per_run_however_many_entries_use_it() {
     let docs = [
         store(),
         es("es-a", json!({"data": [data("a", json!({"key": shared, "property": "a"}))]})),
-        es("es-b", json!({"data": [data("b", json!({"key": shared, "property": "b"})), data("c", json!({"key": shared, "property": "c"}))]})),
+        es(
+            "es-b",
+            json!({"data": [data("b", json!({"key": shared, "property": "b"})), data("c", json!({"key": shared, "property": "c"}))]}),
+        ),
         es("es-c", json!({"data": [data("whole", json!({"key": shared}))]})),
         es("es-d", json!({"dataFrom": [{"extract": {"key": shared}}]})),
         es("es-e", json!({"dataFrom": [{"find": {"path": format!("{p}/"), "name": {"regexp": "."}}}]})),
@@ -973,12 +1038,19 @@ fn batch_get_denied_by_iam_falls_back_to_one_get_per_secret() {
         {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
         {"Effect": "Deny", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"},
     ]});
-    let r = boto(&moto.url, ("testing", "testing"), vec![
-        json!({"service": "iam", "method": "create_user", "args": {"UserName": "reader"}}),
-        json!({"service": "iam", "method": "create_access_key", "args": {"UserName": "reader"}}),
-        json!({"service": "iam", "method": "put_user_policy", "args": {"UserName": "reader", "PolicyName": "no-batch", "PolicyDocument": policy.to_string()}}),
-    ]);
-    let (id, secret) = (r[1]["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(), r[1]["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string());
+    let r = boto(
+        &moto.url,
+        ("testing", "testing"),
+        vec![
+            json!({"service": "iam", "method": "create_user", "args": {"UserName": "reader"}}),
+            json!({"service": "iam", "method": "create_access_key", "args": {"UserName": "reader"}}),
+            json!({"service": "iam", "method": "put_user_policy", "args": {"UserName": "reader", "PolicyName": "no-batch", "PolicyDocument": policy.to_string()}}),
+        ],
+    );
+    let (id, secret) = (
+        r[1]["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+        r[1]["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string(),
+    );
     let p = unique("denied");
     let names: Vec<String> = (0..25).map(|i| format!("{p}/s{i:02}")).collect();
     boto(&moto.url, (&id, &secret), names.iter().enumerate().map(|(i, n)| create(n, &format!("v{i}"))).collect());
@@ -988,7 +1060,11 @@ fn batch_get_denied_by_iam_falls_back_to_one_get_per_secret() {
     common::scrub_env(&mut c);
     let req = json!({"url": moto.url, "key": id, "secret": secret, "calls": [{"method": "batch_get_secret_value", "args": {"SecretIdList": [names[0]]}}]});
     let denied = common::run(c, Some(req.to_string().as_bytes()));
-    assert!(!denied.status.success() && common::stderr(&denied).contains("not authorized to perform: secretsmanager:BatchGetSecretValue"), "{}", common::stderr(&denied));
+    assert!(
+        !denied.status.success() && common::stderr(&denied).contains("not authorized to perform: secretsmanager:BatchGetSecretValue"),
+        "{}",
+        common::stderr(&denied)
+    );
 
     let entries: Vec<Value> = names.iter().enumerate().map(|(i, n)| data(&format!("k{i:02}"), json!({"key": n}))).collect();
     let input = Input::new(&[store(), es("app", json!({"data": entries}))]);

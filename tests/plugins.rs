@@ -243,11 +243,7 @@ fn kpt_fn_eval_transforms_a_package_with_the_exec_function() {
     let out = ok(&run(c, None));
     // Kptfile and ConfigMap untouched (comments kept), the ExternalSecret replaced by its Secret,
     // the SecretStore gone.
-    let expected = format!(
-        "{}---\n{}---\n{KPT_SECRET}",
-        read(&pkg.join("Kptfile")),
-        read(&pkg.join("configmap.yaml")),
-    );
+    let expected = format!("{}---\n{}---\n{KPT_SECRET}", read(&pkg.join("Kptfile")), read(&pkg.join("configmap.yaml")),);
     assert_eq!(out, expected);
 }
 
@@ -286,7 +282,9 @@ fn kpt_fn_eval_failure_exits_non_zero_names_the_file_and_leaves_the_package() {
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("[FAIL]"), "{all}");
     assert!(
-        all.contains("app.yaml: document 1: ExternalSecret demo/api: spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist"),
+        all.contains(
+            "app.yaml: document 1: ExternalSecret demo/api: spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist"
+        ),
         "{all}"
     );
     assert!(!all.contains("tok-123") && !all.contains("dG9rLTEyMw=="), "a value leaked: {all}");
@@ -304,7 +302,11 @@ fn kpt_fn_render_runs_the_kptfile_pipeline_from_path() {
     symlink(bin(), bin_dir.join("extsecret")).unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut c = tool("kpt");
-    c.args(["fn", "render"]).arg(&pkg).args(["--allow-exec", "-o", "unwrap"]).env("PATH", path).env("EXTSECRET_STORES", examples.join("stores"));
+    c.args(["fn", "render"])
+        .arg(&pkg)
+        .args(["--allow-exec", "-o", "unwrap"])
+        .env("PATH", path)
+        .env("EXTSECRET_STORES", examples.join("stores"));
     let out = ok(&run(c, None));
     assert_eq!(out, format!("{}---\n{}---\n{KPT_SECRET}", read(&pkg.join("Kptfile")), read(&pkg.join("configmap.yaml"))));
 }
@@ -587,7 +589,8 @@ fn cmp_kustomize_renderer_takes_the_application_parameters_and_runs_kubectl() {
     let mut c = cmp.generate();
     c.env("ARGOCD_APP_PARAMETERS", serde_json::to_string(parameters).unwrap());
     for p in parameters.as_array().unwrap() {
-        let name: String = p["name"].as_str().unwrap().chars().map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_uppercase() } else { '_' }).collect();
+        let name: String =
+            p["name"].as_str().unwrap().chars().map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_uppercase() } else { '_' }).collect();
         c.env(format!("PARAM_{name}"), p["string"].as_str().unwrap());
     }
     // kubectl's kustomize re-serializes the ConfigMap (sorted keys, no comments).
@@ -755,9 +758,14 @@ fn cmp_ignores_stores_and_settings_the_application_could_set() {
     // The app cannot reach the other stores.
     for (kind, name, why) in [
         ("SecretStore", "evil-store", "no SecretStore `evil-store` in namespace `demo`"),
-        ("ClusterSecretStore", "evil-cluster-store", "no ClusterSecretStore `evil-cluster-store` (ClusterSecretStores come only from --stores)"),
+        (
+            "ClusterSecretStore",
+            "evil-cluster-store",
+            "no ClusterSecretStore `evil-cluster-store` (ClusterSecretStores come only from --stores)",
+        ),
     ] {
-        let es = read(&cmp.app.join("externalsecret.yaml")).replace("kind: SecretStore\n    name: demo-store", &format!("kind: {kind}\n    name: {name}"));
+        let es = read(&cmp.app.join("externalsecret.yaml"))
+            .replace("kind: SecretStore\n    name: demo-store", &format!("kind: {kind}\n    name: {name}"));
         write(&cmp.app, "externalsecret.yaml", &es);
         let mut c = cmp.generate();
         attempts(&mut c);
@@ -904,8 +912,12 @@ spec:
     assert_eq!(sidecar["command"], json!(["/var/run/argocd/argocd-cmp-server"]));
     assert_eq!(sidecar["securityContext"]["runAsUser"], 999);
     assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
-    let mounts: Vec<(String, String)> =
-        sidecar["volumeMounts"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap().into(), m["mountPath"].as_str().unwrap().into())).collect();
+    let mounts: Vec<(String, String)> = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().into(), m["mountPath"].as_str().unwrap().into()))
+        .collect();
     for (name, path) in [
         ("var-files", "/var/run/argocd"),
         ("plugins", "/home/argocd/cmp-server/plugins"),
@@ -928,5 +940,8 @@ spec:
     assert!(dockerfile.contains("USER 999"));
     let plugin = yaml(&read(&repo().join("plugin.yaml")));
     let application = yaml(&read(&dir.join("application.yaml")));
-    assert_eq!(application["spec"]["source"]["plugin"]["name"], format!("{}-{}", plugin["metadata"]["name"].as_str().unwrap(), plugin["spec"]["version"].as_str().unwrap()));
+    assert_eq!(
+        application["spec"]["source"]["plugin"]["name"],
+        format!("{}-{}", plugin["metadata"]["name"].as_str().unwrap(), plugin["spec"]["version"].as_str().unwrap())
+    );
 }

@@ -44,11 +44,7 @@ pub fn decode_strict<T: DeserializeOwned>(
         Ok(v) => match strictness {
             Strictness::Strict if !unknown.is_empty() => Err(unknown
                 .into_iter()
-                .map(|field| FieldError {
-                    field,
-                    message: "unknown field (a typo? use --lenient to ignore unknown fields)"
-                        .into(),
-                })
+                .map(|field| FieldError { field, message: "unknown field (a typo? use --lenient to ignore unknown fields)".into() })
                 .collect()),
             _ => Ok((v, unknown.into_iter().map(|f| format!("{f}: unknown field ignored")).collect())),
         },
@@ -71,9 +67,7 @@ fn format_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", format_path(parent)),
         Path::Map { parent, key } => join(&format_path(parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            format_path(parent)
-        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => format_path(parent),
     }
 }
 
@@ -95,8 +89,8 @@ fn format_error_path(path: &serde_path_to_error::Path) -> String {
 /// serde's messages quote the offending scalar (`invalid type: string "hunter2"`); manifests may
 /// hold credentials, so quoted scalars are removed from the message.
 fn scrub(message: &str) -> String {
-    let re = regex::Regex::new(r#"(string|integer|floating point|boolean|value|variant) `[^`]*`|(string|value) "[^"]*""#)
-        .expect("static regex");
+    let re =
+        regex::Regex::new(r#"(string|integer|floating point|boolean|value|variant) `[^`]*`|(string|value) "[^"]*""#).expect("static regex");
     re.replace_all(message, "$1$2").into_owned()
 }
 

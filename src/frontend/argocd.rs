@@ -72,7 +72,11 @@ pub fn app_parameters(env: &dyn Fn(&str) -> Option<String>) -> Result<AppParamet
                 match p.get("name").and_then(Value::as_str) {
                     Some("renderer") => renderer = p.get("string").and_then(Value::as_str).map(str::to_string),
                     Some("helm-value-files") => {
-                        files = p.get("array").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+                        files = p
+                            .get("array")
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                            .unwrap_or_default()
                     }
                     _ => {}
                 }
@@ -118,7 +122,9 @@ pub async fn generate(args: GenerateArgs) -> i32 {
                 }
                 for f in &params.helm_value_files {
                     if !args.source_dir.join(f).is_file() {
-                        return Err(Problem::new(format!("helm value file `{}` does not exist in the application directory", f.display())).into());
+                        return Err(
+                            Problem::new(format!("helm value file `{}` does not exist in the application directory", f.display())).into()
+                        );
                     }
                     argv.extend(["-f".into(), args.source_dir.join(f).display().to_string()]);
                 }
@@ -186,7 +192,12 @@ mod tests {
     #[test]
     fn parameters_come_from_param_variables_or_the_json() {
         assert_eq!(params(&[]).unwrap().renderer, Renderer::Plain);
-        let p = params(&[("PARAM_RENDERER", "helm"), ("PARAM_HELM_VALUE_FILES_0", "values-prod.yaml"), ("PARAM_HELM_VALUE_FILES_1", "env/b.yaml")]).unwrap();
+        let p = params(&[
+            ("PARAM_RENDERER", "helm"),
+            ("PARAM_HELM_VALUE_FILES_0", "values-prod.yaml"),
+            ("PARAM_HELM_VALUE_FILES_1", "env/b.yaml"),
+        ])
+        .unwrap();
         assert_eq!(p, AppParameters { renderer: Renderer::Helm, helm_value_files: vec!["values-prod.yaml".into(), "env/b.yaml".into()] });
         let p = params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"renderer","string":"kustomize"}]"#)]).unwrap();
         assert_eq!(p.renderer, Renderer::Kustomize);

@@ -20,7 +20,12 @@ use crate::problem::{Origin, Problem, Problems};
 use crate::settings::OperatorArgs;
 
 /// Annotations that place an item in a package; a Secret replacing an ExternalSecret inherits them.
-const PLACEMENT_ANNOTATIONS: &[&str] = &["internal.config.kubernetes.io/path", "internal.config.kubernetes.io/index", "config.kubernetes.io/path", "config.kubernetes.io/index"];
+const PLACEMENT_ANNOTATIONS: &[&str] = &[
+    "internal.config.kubernetes.io/path",
+    "internal.config.kubernetes.io/index",
+    "config.kubernetes.io/path",
+    "config.kubernetes.io/index",
+];
 
 /// Runs the function on stdin; returns the exit code.
 pub async fn run(operator: OperatorArgs) -> i32 {
@@ -46,7 +51,8 @@ pub async fn run(operator: OperatorArgs) -> i32 {
 }
 
 fn is_external_secret(v: &Value) -> bool {
-    v.get("kind").and_then(Value::as_str) == Some("ExternalSecret") && v.get("apiVersion").and_then(Value::as_str).and_then(api::eso_version).is_some()
+    v.get("kind").and_then(Value::as_str) == Some("ExternalSecret")
+        && v.get("apiVersion").and_then(Value::as_str).and_then(api::eso_version).is_some()
 }
 
 fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -61,7 +67,12 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
         inputs.push(fc.clone());
         let (name, ns) = (fc.pointer("/metadata/name"), fc.pointer("/metadata/namespace"));
         // kustomize echoes the config as the only item (marked local-config): skip that echo.
-        inputs.extend(rl.items.iter().filter(|i| !(is_external_secret(i) && i.pointer("/metadata/name") == name && i.pointer("/metadata/namespace") == ns)).cloned());
+        inputs.extend(
+            rl.items
+                .iter()
+                .filter(|i| !(is_external_secret(i) && i.pointer("/metadata/name") == name && i.pointer("/metadata/namespace") == ns))
+                .cloned(),
+        );
     } else {
         inputs.extend(rl.items.iter().cloned());
     }
@@ -73,7 +84,10 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
             // An item placed in a file is named by its document index in that file, not its
             // position among all the items.
             let index_in_file = || {
-                annotation(v, "internal.config.kubernetes.io/index").or_else(|| annotation(v, "config.kubernetes.io/index")).and_then(|i| i.parse().ok()).unwrap_or(index)
+                annotation(v, "internal.config.kubernetes.io/index")
+                    .or_else(|| annotation(v, "config.kubernetes.io/index"))
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(index)
             };
             let (file, index) = match (file, generator.is_some() && index == 0) {
                 (_, true) => ("<functionConfig>".to_string(), index),

@@ -25,7 +25,9 @@ pub async fn run(config: &Path, mut operator: OperatorArgs) -> i32 {
     }
     let settings = operator.settings();
     let result = async {
-        let bytes = std::fs::read(config).map_err(|e| Problems::from(crate::problem::Problem::new(format!("{}: cannot read plugin config: {}", config.display(), e.kind()))))?;
+        let bytes = std::fs::read(config).map_err(|e| {
+            Problems::from(crate::problem::Problem::new(format!("{}: cannot read plugin config: {}", config.display(), e.kind())))
+        })?;
         let mut docs = Vec::new();
         if !std::io::stdin().is_terminal() {
             let stdin = input::read_stdin().map_err(Problems::from)?;

@@ -108,10 +108,8 @@ fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Orig
         return;
     }
     let doc = Document { origin, raw, value };
-    let missing: Vec<&str> = ["apiVersion", "kind"]
-        .into_iter()
-        .filter(|f| doc.value.get(*f).and_then(Value::as_str).is_none_or(str::is_empty))
-        .collect();
+    let missing: Vec<&str> =
+        ["apiVersion", "kind"].into_iter().filter(|f| doc.value.get(*f).and_then(Value::as_str).is_none_or(str::is_empty)).collect();
     if !missing.is_empty() {
         problems.push(Problem::new(format!("object has no {}", missing.join(" and "))).at(&doc.origin));
         return;
@@ -205,7 +203,9 @@ mod tests {
         let mut text = String::from("apiVersion: v1\nkind: ConfigMap\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let prev = i - 1;
-            text.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
         }
         assert!(parse_stream("bomb.yaml", text.as_bytes()).is_err());
     }

@@ -65,7 +65,10 @@ impl AwsClient {
     /// chain. Role assumption calls STS now, once per store and run.
     pub async fn new(spec: &AwsProvider, keys: Option<StaticKeys>, batching: bool) -> Result<Self, ProviderError> {
         if spec.service != "SecretsManager" {
-            return Err(ProviderError::new(ErrorClass::Config, format!("spec.provider.aws.service `{}` is not supported (only SecretsManager)", spec.service)));
+            return Err(ProviderError::new(
+                ErrorClass::Config,
+                format!("spec.provider.aws.service `{}` is not supported (only SecretsManager)", spec.service),
+            ));
         }
         if spec.region.is_empty() {
             return Err(ProviderError::new(ErrorClass::Config, "spec.provider.aws.region is required"));
@@ -77,7 +80,13 @@ impl AwsClient {
             .region(Region::new(spec.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(5));
         if let Some(k) = keys {
-            loader = loader.credentials_provider(Credentials::new(k.access_key_id, k.secret_access_key, k.session_token, None, "extsecret-secretRef"));
+            loader = loader.credentials_provider(Credentials::new(
+                k.access_key_id,
+                k.secret_access_key,
+                k.session_token,
+                None,
+                "extsecret-secretRef",
+            ));
         }
         let mut config = loader.load().await;
         let last = spec.role.iter().map(|r| (r, true));
@@ -103,7 +112,11 @@ async fn assume_role(config: &SdkConfig, role: &str, final_role: Option<&AwsProv
     if let Some(spec) = final_role {
         req = req.set_external_id(spec.external_id.clone());
         for t in &spec.session_tags {
-            let tag = aws_sdk_sts::types::Tag::builder().key(&t.key).value(&t.value).build().map_err(|e| ProviderError::new(ErrorClass::Config, format!("session tag: {e}")))?;
+            let tag = aws_sdk_sts::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build()
+                .map_err(|e| ProviderError::new(ErrorClass::Config, format!("session tag: {e}")))?;
             req = req.tags(tag);
         }
         for k in &spec.transitive_tag_keys {
@@ -111,7 +124,8 @@ async fn assume_role(config: &SdkConfig, role: &str, final_role: Option<&AwsProv
         }
     }
     let out = req.send().await.map_err(|e| map_sdk_error(&format!("sts:AssumeRole `{role}`"), e))?;
-    let c = out.credentials.ok_or_else(|| ProviderError::new(ErrorClass::Other, format!("sts:AssumeRole `{role}` returned no credentials")))?;
+    let c =
+        out.credentials.ok_or_else(|| ProviderError::new(ErrorClass::Other, format!("sts:AssumeRole `{role}` returned no credentials")))?;
     let expiry = std::time::SystemTime::try_from(c.expiration).ok();
     let creds = Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), expiry, "extsecret-assume-role");
     Ok(config.to_builder().credentials_provider(aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(creds)).build())
@@ -126,8 +140,15 @@ impl Provider for AwsClient {
     async fn get(&self, key: &RemoteKey) -> Result<SecretValue, ProviderError> {
         let id = self.full_key(&key.key);
         if key.metadata {
-            let out = self.client.describe_secret().secret_id(&id).send().await.map_err(|e| map_sdk_error(&format!("DescribeSecret `{id}`"), e))?;
-            let tags: BTreeMap<&str, &str> = out.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect();
+            let out = self
+                .client
+                .describe_secret()
+                .secret_id(&id)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&format!("DescribeSecret `{id}`"), e))?;
+            let tags: BTreeMap<&str, &str> =
+                out.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect();
             return Ok(SecretValue(serde_json::to_vec(&tags).expect("tags serialize")));
         }
         let mut req = self.client.get_secret_value().secret_id(&id);
@@ -159,7 +180,8 @@ impl Provider for AwsClient {
         let mut found: HashMap<String, Result<SecretValue, ProviderError>> = HashMap::new();
         let mut next_token = None;
         loop {
-            let resp = self.client.batch_get_secret_value().set_secret_id_list(Some(ids.clone())).set_next_token(next_token.take()).send().await;
+            let resp =
+                self.client.batch_get_secret_value().set_secret_id_list(Some(ids.clone())).set_next_token(next_token.take()).send().await;
             let out = match resp {
                 Ok(out) => out,
                 Err(e) => {
@@ -193,7 +215,9 @@ impl Provider for AwsClient {
         Ok(ids
             .iter()
             .map(|id| {
-                found.get(id).cloned().unwrap_or_else(|| Err(ProviderError::new(ErrorClass::NotFound, format!("secret `{id}` not in the BatchGetSecretValue answer"))))
+                found.get(id).cloned().unwrap_or_else(|| {
+                    Err(ProviderError::new(ErrorClass::NotFound, format!("secret `{id}` not in the BatchGetSecretValue answer")))
+                })
             })
             .collect())
     }
@@ -215,7 +239,8 @@ impl Provider for AwsClient {
             for s in page.secret_list() {
                 let Some(name) = s.name() else { continue };
                 let Some(relative) = name.strip_prefix(&name_prefix).map(|_| &name[self.prefix.len()..]) else { continue };
-                let tags_ok = query.tags.iter().all(|(k, v)| s.tags().iter().any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str())));
+                let tags_ok =
+                    query.tags.iter().all(|(k, v)| s.tags().iter().any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str())));
                 if tags_ok && query.name.as_ref().is_none_or(|re| re.is_match(name)) {
                     names.push(relative.to_string());
                 }
@@ -227,11 +252,17 @@ impl Provider for AwsClient {
     }
 }
 
-fn payload(id: &str, string: Option<String>, binary: Option<aws_sdk_secretsmanager::primitives::Blob>) -> Result<SecretValue, ProviderError> {
+fn payload(
+    id: &str,
+    string: Option<String>,
+    binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
+) -> Result<SecretValue, ProviderError> {
     match (string, binary) {
         (Some(s), _) => Ok(SecretValue(s.into_bytes())),
         (None, Some(b)) => Ok(SecretValue(b.into_inner())),
-        (None, None) => Err(ProviderError::new(ErrorClass::Other, format!("invalid secret received: no SecretString nor SecretBinary for `{id}`"))),
+        (None, None) => {
+            Err(ProviderError::new(ErrorClass::Other, format!("invalid secret received: no SecretString nor SecretBinary for `{id}`")))
+        }
     }
 }
 
@@ -247,7 +278,13 @@ where
         },
         SdkError::TimeoutError(_) => ProviderError::new(ErrorClass::Unavailable, format!("{what}: timed out")),
         SdkError::DispatchFailure(d) => {
-            let why = if d.is_io() { "connection failed" } else if d.is_timeout() { "timed out" } else { "request could not be sent" };
+            let why = if d.is_io() {
+                "connection failed"
+            } else if d.is_timeout() {
+                "timed out"
+            } else {
+                "request could not be sent"
+            };
             ProviderError::new(ErrorClass::Unavailable, format!("{what}: {why}"))
         }
         SdkError::ConstructionFailure(_) => {
@@ -274,8 +311,14 @@ fn classify(code: &str, message: &str, what: &str) -> ProviderError {
         "ResourceNotFoundException" => ErrorClass::NotFound,
         // AWS words it "because it was marked for deletion" (GetSecretValue) and documents "a secret
         // that's currently marked deleted" (moto answers with the latter).
-        "InvalidRequestException" | "InvalidParameterException" if message.contains("marked for deletion") || message.contains("marked deleted") => ErrorClass::NotFound,
-        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException" => ErrorClass::AccessDenied,
+        "InvalidRequestException" | "InvalidParameterException"
+            if message.contains("marked for deletion") || message.contains("marked deleted") =>
+        {
+            ErrorClass::NotFound
+        }
+        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException" => {
+            ErrorClass::AccessDenied
+        }
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" => ErrorClass::Throttled,
         "InvalidRequestException" | "InvalidParameterException" | "ValidationException" => ErrorClass::InvalidRequest,
         "InternalServiceError" | "InternalFailure" | "ServiceUnavailable" => ErrorClass::Unavailable,
@@ -290,9 +333,17 @@ mod tests {
 
     #[test]
     fn secrets_marked_for_deletion_are_not_found_in_either_wording() {
-        let aws = classify("InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.", "GetSecretValue `a`");
+        let aws = classify(
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was marked for deletion.",
+            "GetSecretValue `a`",
+        );
         assert_eq!(aws.class, ErrorClass::NotFound);
-        let documented = classify("InvalidRequestException", "You tried to perform the operation on a secret that's currently marked deleted.", "GetSecretValue `a`");
+        let documented = classify(
+            "InvalidRequestException",
+            "You tried to perform the operation on a secret that's currently marked deleted.",
+            "GetSecretValue `a`",
+        );
         assert_eq!(documented.class, ErrorClass::NotFound);
         assert_eq!(classify("InvalidRequestException", "You can't do that now.", "x").class, ErrorClass::InvalidRequest);
     }

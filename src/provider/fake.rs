@@ -24,7 +24,10 @@ impl FakeClient {
                 (Some(v), _) => v.clone().into_bytes(),
                 (None, Some(m)) => serde_json::to_vec(m).expect("string map serializes"),
                 (None, None) => {
-                    return Err(ProviderError::new(ErrorClass::Config, format!("spec.provider.fake.data[{i}] has neither value nor valueMap")))
+                    return Err(ProviderError::new(
+                        ErrorClass::Config,
+                        format!("spec.provider.fake.data[{i}] has neither value nor valueMap"),
+                    ))
                 }
             };
             values.insert((d.key.clone(), d.version.clone().unwrap_or_default()), SecretValue(value));

@@ -56,7 +56,12 @@ pub async fn fetch_all(
     out
 }
 
-async fn read_singles(client: Arc<dyn Provider>, store: StoreKey, keys: Vec<RemoteKey>, sem: Arc<Semaphore>) -> Vec<((StoreKey, RemoteKey), ReadResult)> {
+async fn read_singles(
+    client: Arc<dyn Provider>,
+    store: StoreKey,
+    keys: Vec<RemoteKey>,
+    sem: Arc<Semaphore>,
+) -> Vec<((StoreKey, RemoteKey), ReadResult)> {
     let mut set = JoinSet::new();
     for key in keys {
         let (client, sem) = (client.clone(), sem.clone());
@@ -149,7 +154,11 @@ mod tests {
             Ok(SecretValue(format!("v-{}", key.key).into_bytes()))
         }
         fn batch_limit(&self, key: &RemoteKey) -> usize {
-            if key.version.is_none() { 20 } else { 1 }
+            if key.version.is_none() {
+                20
+            } else {
+                1
+            }
         }
         async fn get_batch(&self, keys: &[RemoteKey]) -> Result<Vec<ReadResult>, ProviderError> {
             self.enter(format!("batch {}", keys.len())).await;
@@ -171,7 +180,11 @@ mod tests {
         (0..n).map(|i| (store(), RemoteKey { key: format!("k{i:03}"), version: version.map(str::to_string), metadata: false })).collect()
     }
 
-    async fn fetch_with(p: Arc<Recording>, reads: BTreeSet<(StoreKey, RemoteKey)>, concurrency: usize) -> HashMap<(StoreKey, RemoteKey), ReadResult> {
+    async fn fetch_with(
+        p: Arc<Recording>,
+        reads: BTreeSet<(StoreKey, RemoteKey)>,
+        concurrency: usize,
+    ) -> HashMap<(StoreKey, RemoteKey), ReadResult> {
         let clients: BTreeMap<StoreKey, Arc<dyn Provider>> = BTreeMap::from([(store(), p as Arc<dyn Provider>)]);
         fetch_all(&clients, reads, concurrency).await
     }
@@ -196,7 +209,10 @@ mod tests {
         let calls = p.calls.lock().unwrap().clone();
         assert_eq!(calls.iter().filter(|c| c.starts_with("batch")).count(), 1);
         assert_eq!(calls.iter().filter(|c| c.starts_with("get")).count(), 4);
-        assert_eq!(out[&(store(), RemoteKey { key: "missing".into(), version: None, metadata: false })].as_ref().unwrap_err().class, ErrorClass::NotFound);
+        assert_eq!(
+            out[&(store(), RemoteKey { key: "missing".into(), version: None, metadata: false })].as_ref().unwrap_err().class,
+            ErrorClass::NotFound
+        );
         assert_eq!(out[&(store(), RemoteKey { key: "k001".into(), version: None, metadata: false })].as_ref().unwrap().0, b"v-k001");
     }
 

@@ -57,7 +57,13 @@ impl ParsedExternalSecret {
 pub fn parse_external_secret(doc: &Document, version: ApiVersion, settings: &Settings) -> Result<ParsedExternalSecret, Problems> {
     let meta: ObjectMeta = match doc.value.get("metadata").cloned().map(serde_json::from_value) {
         Some(Ok(m)) => m,
-        _ => return Err(Problem::new("metadata must be a mapping with string labels and annotations").at(&doc.origin).object("ExternalSecret").field("metadata").into()),
+        _ => {
+            return Err(Problem::new("metadata must be a mapping with string labels and annotations")
+                .at(&doc.origin)
+                .object("ExternalSecret")
+                .field("metadata")
+                .into())
+        }
     };
     let object = format!("ExternalSecret {}", meta.qualified_name());
     if meta.name.is_empty() {
@@ -70,7 +76,8 @@ pub fn parse_external_secret(doc: &Document, version: ApiVersion, settings: &Set
     if version == ApiVersion::V1alpha1 {
         map_v1alpha1(&mut spec_value);
     }
-    let (spec, warnings) = decode_strict::<ExternalSecretSpec>(spec_value, "spec", settings.strictness).map_err(|e| stores::field_problems(e, &doc.origin, &object))?;
+    let (spec, warnings) = decode_strict::<ExternalSecretSpec>(spec_value, "spec", settings.strictness)
+        .map_err(|e| stores::field_problems(e, &doc.origin, &object))?;
     stores::log_warnings(&object, &warnings);
     let es = ParsedExternalSecret {
         origin: doc.origin.clone(),
@@ -122,22 +129,33 @@ fn validate(es: &ParsedExternalSecret, problems: &mut Problems) {
         let base = format!("spec.dataFrom[{i}]");
         match (&d.extract, &d.find) {
             (Some(_), Some(_)) => problems.push(es.problem(&base, "extract and find are mutually exclusive")),
-            (None, None) if d.source_ref.as_ref().is_none_or(|s| s.generator_ref.is_none()) => problems.push(es.problem(&base, "one of extract or find is required")),
+            (None, None) if d.source_ref.as_ref().is_none_or(|s| s.generator_ref.is_none()) => {
+                problems.push(es.problem(&base, "one of extract or find is required"))
+            }
             (Some(e), None) if e.key.is_empty() => problems.push(es.problem(format!("{base}.extract.key"), "extract.key is required")),
-            (None, Some(f)) if f.name.is_none() && f.tags.is_empty() => problems.push(es.problem(format!("{base}.find"), "find needs name.regexp or tags")),
+            (None, Some(f)) if f.name.is_none() && f.tags.is_empty() => {
+                problems.push(es.problem(format!("{base}.find"), "find needs name.regexp or tags"))
+            }
             _ => {}
         }
         if let Some(Err(e)) = d.find.as_ref().and_then(|f| f.name.as_ref()).map(|n| regex::Regex::new(&n.regexp)) {
-            problems.push(es.problem(format!("{base}.find.name.regexp"), format!("invalid regular expression: {}", first_line(&e.to_string()))));
+            problems.push(
+                es.problem(format!("{base}.find.name.regexp"), format!("invalid regular expression: {}", first_line(&e.to_string()))),
+            );
         }
         for (j, r) in d.rewrite.iter().enumerate() {
             match &r.regexp {
                 Some(rx) => {
                     if let Err(e) = regex::Regex::new(&rx.source) {
-                        problems.push(es.problem(format!("{base}.rewrite[{j}].regexp.source"), format!("invalid regular expression: {}", first_line(&e.to_string()))));
+                        problems.push(es.problem(
+                            format!("{base}.rewrite[{j}].regexp.source"),
+                            format!("invalid regular expression: {}", first_line(&e.to_string())),
+                        ));
                     }
                 }
-                None if r.transform.is_none() && r.merge.is_none() => problems.push(es.problem(format!("{base}.rewrite[{j}]"), "one of regexp, transform or merge is required")),
+                None if r.transform.is_none() && r.merge.is_none() => {
+                    problems.push(es.problem(format!("{base}.rewrite[{j}]"), "one of regexp, transform or merge is required"))
+                }
                 None => {}
             }
         }
@@ -163,7 +181,11 @@ enum Planned {
 }
 
 fn remote_key(r: &RemoteRef) -> RemoteKey {
-    RemoteKey { key: r.key.clone(), version: r.version.clone().filter(|v| !v.is_empty()), metadata: r.metadata_policy == api::MetadataPolicy::Fetch }
+    RemoteKey {
+        key: r.key.clone(),
+        version: r.version.clone().filter(|v| !v.is_empty()),
+        metadata: r.metadata_policy == api::MetadataPolicy::Fetch,
+    }
 }
 
 /// Resolves every ExternalSecret; returns one Secret per ExternalSecret in order, or every
@@ -171,12 +193,15 @@ fn remote_key(r: &RemoteRef) -> RemoteKey {
 pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: &Settings) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
     // 1. Plan: which store serves each source.
-    let mut plans: Vec<Vec<Planned>> = Vec::with_capacity(ess.len());
+    // `None` for an ExternalSecret with a refused store reference: it is reported once per field
+    // and not assembled (its missing sources would only repeat the same cause).
+    let mut plans: Vec<Option<Vec<Planned>>> = Vec::with_capacity(ess.len());
     let mut used: BTreeMap<StoreKey, &stores::Store> = BTreeMap::new();
     let mut finds: BTreeMap<(StoreKey, FindKey), FindQuery> = BTreeMap::new();
     for es in ess {
         let mut plan = Vec::new();
         let ns = es.effective_namespace.as_deref();
+        let mut refused = BTreeSet::new();
         let mut lookup = |own: Option<&StoreRef>, field: String| -> Option<StoreKey> {
             let r = store_ref(&es.spec, own)?;
             match catalog.lookup(ns, r) {
@@ -185,7 +210,9 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
                     Some(store.key.clone())
                 }
                 Err(why) => {
-                    problems.push(es.problem(field, why));
+                    if refused.insert(field.clone()) {
+                        problems.push(es.problem(field, why));
+                    }
                     None
                 }
             }
@@ -197,8 +224,16 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
             if let Some(e) = &d.extract {
                 plan.push(Planned::Extract { index: i, store, key: remote_key(e) });
             } else if let Some(f) = &d.find {
-                let find = FindKey { path: f.path.clone().filter(|p| !p.is_empty()), regexp: f.name.as_ref().map(|n| n.regexp.clone()), tags: f.tags.clone() };
-                let query = FindQuery { path: find.path.clone(), name: find.regexp.as_ref().and_then(|r| regex::Regex::new(r).ok()), tags: f.tags.clone() };
+                let find = FindKey {
+                    path: f.path.clone().filter(|p| !p.is_empty()),
+                    regexp: f.name.as_ref().map(|n| n.regexp.clone()),
+                    tags: f.tags.clone(),
+                };
+                let query = FindQuery {
+                    path: find.path.clone(),
+                    name: find.regexp.as_ref().and_then(|r| regex::Regex::new(r).ok()),
+                    tags: f.tags.clone(),
+                };
                 finds.insert((store.clone(), find.clone()), query);
                 plan.push(Planned::Find { index: i, store, find });
             }
@@ -209,7 +244,7 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
             let Some(store) = lookup(own, field) else { continue };
             plan.push(Planned::Data { index: i, store, key: remote_key(&d.remote_ref) });
         }
-        plans.push(plan);
+        plans.push(refused.is_empty().then_some(plan));
     }
 
     // 2. One client per store used.
@@ -230,7 +265,7 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
     // 3. Finds, then every read once.
     let found = fetch::find_all(&clients, finds, settings.concurrency).await;
     let mut reads = BTreeSet::new();
-    for plan in &plans {
+    for plan in plans.iter().flatten() {
         for p in plan {
             match p {
                 Planned::Data { store, key, .. } | Planned::Extract { store, key, .. } if clients.contains_key(store) => {
@@ -253,6 +288,7 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
     let ctx = Assembly { fetched: &fetched, found: &found, broken: &broken };
     let mut secrets = Vec::with_capacity(ess.len());
     for (es, plan) in ess.iter().zip(plans) {
+        let Some(plan) = plan else { continue };
         match ctx.assemble(es, plan) {
             Ok(s) => secrets.push(s),
             Err(p) => problems.extend(p),
@@ -290,7 +326,9 @@ impl Assembly<'_> {
                     let e = entry.extract.as_ref().expect("planned extract");
                     let result = self.read(&store, &key).and_then(|payload| {
                         let payload = match &e.property {
-                            Some(p) => value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst).map_err(|m| format!("{m} {key}"))?,
+                            Some(p) => {
+                                value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst).map_err(|m| format!("{m} {key}"))?
+                            }
                             None => payload.0.clone(),
                         };
                         value::expand_object(&payload).map_err(|m| format!("{m}: secret {key}"))
@@ -299,7 +337,11 @@ impl Assembly<'_> {
                         Ok(pairs) => {
                             let rewrites = compile_rewrites(&entry.rewrite);
                             for (k, v) in pairs {
-                                let name = if rewrites.is_empty() { value::convert_key(&k, e.conversion_strategy) } else { value::rewrite_key(&k, &rewrites) };
+                                let name = if rewrites.is_empty() {
+                                    value::convert_key(&k, e.conversion_strategy)
+                                } else {
+                                    value::rewrite_key(&k, &rewrites)
+                                };
                                 match finish_value(v, e.decoding_strategy, e.null_byte_policy) {
                                     Ok(v) => insert_key(es, &mut data, &mut problems, &field, &k, name, v),
                                     Err(m) => problems.push(es.problem(&field, format!("{m} (key `{k}` of secret {key})"))),
@@ -329,10 +371,16 @@ impl Assembly<'_> {
                     let rewrites = compile_rewrites(&entry.rewrite);
                     for name in names {
                         let key = RemoteKey { key: name.clone(), version: None, metadata: false };
-                        let result = self.read(&store, &key).and_then(|v| finish_value(v.0.clone(), f.decoding_strategy, f.null_byte_policy).map_err(|m| format!("{m} (secret {key})")));
+                        let result = self.read(&store, &key).and_then(|v| {
+                            finish_value(v.0.clone(), f.decoding_strategy, f.null_byte_policy).map_err(|m| format!("{m} (secret {key})"))
+                        });
                         match result {
                             Ok(v) => {
-                                let new = if rewrites.is_empty() { value::convert_key(&name, f.conversion_strategy) } else { value::rewrite_key(&name, &rewrites) };
+                                let new = if rewrites.is_empty() {
+                                    value::convert_key(&name, f.conversion_strategy)
+                                } else {
+                                    value::rewrite_key(&name, &rewrites)
+                                };
                                 insert_key(es, &mut data, &mut problems, &field, &name, new, v);
                             }
                             Err(m) => problems.push(es.problem(&field, m)),
@@ -370,7 +418,9 @@ impl Assembly<'_> {
             }
         }
         if problems.is_empty() && data.is_empty() {
-            problems.push(es.problem("spec", "the ExternalSecret produced no data (a find matched nothing?); refusing to render an empty Secret"));
+            problems.push(
+                es.problem("spec", "the ExternalSecret produced no data (a find matched nothing?); refusing to render an empty Secret"),
+            );
         }
         problems.into_result(RenderedSecret {
             name: es.target_name().to_string(),
@@ -399,7 +449,15 @@ fn compile_rewrites(rewrites: &[api::Rewrite]) -> Vec<(regex::Regex, String)> {
 
 /// Inserts a key produced by extract/find after checking it is a valid Secret key (an empty key
 /// from a rewrite is an error here, where ESO silently drops it, #2886).
-fn insert_key(es: &ParsedExternalSecret, data: &mut BTreeMap<String, SecretValue>, problems: &mut Problems, field: &str, from: &str, key: String, v: Vec<u8>) {
+fn insert_key(
+    es: &ParsedExternalSecret,
+    data: &mut BTreeMap<String, SecretValue>,
+    problems: &mut Problems,
+    field: &str,
+    from: &str,
+    key: String,
+    v: Vec<u8>,
+) {
     if value::is_valid_secret_key(&key) {
         data.insert(key, SecretValue(v));
     } else {

@@ -27,7 +27,9 @@ pub struct RenderedSecret {
 /// (kustomize would drop a Secret marked `local-config`).
 pub fn is_tool_internal(key: &str) -> bool {
     key == "kubectl.kubernetes.io/last-applied-configuration"
-        || ["config.kubernetes.io/", "internal.config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/"].iter().any(|p| key.starts_with(p))
+        || ["config.kubernetes.io/", "internal.config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/"]
+            .iter()
+            .any(|p| key.starts_with(p))
 }
 
 /// Labels and annotations copied from the ExternalSecret (Argo CD sync-wave and hook annotations
@@ -60,11 +62,8 @@ impl RenderedSecret {
         if self.immutable {
             secret.insert("immutable".into(), json!(true));
         }
-        let data: Map<String, Value> = self
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(base64::engine::general_purpose::STANDARD.encode(v.as_bytes()))))
-            .collect();
+        let data: Map<String, Value> =
+            self.data.iter().map(|(k, v)| (k.clone(), json!(base64::engine::general_purpose::STANDARD.encode(v.as_bytes())))).collect();
         secret.insert("data".into(), Value::Object(data));
         Value::Object(secret)
     }
@@ -83,7 +82,14 @@ mod tests {
         let mut data = BTreeMap::new();
         data.insert("z".to_string(), SecretValue(vec![0, 255]));
         data.insert("a".to_string(), SecretValue(b"hi".to_vec()));
-        let s = RenderedSecret { name: "db".into(), namespace: None, labels: BTreeMap::new(), annotations: copied(&annotations), immutable: true, data };
+        let s = RenderedSecret {
+            name: "db".into(),
+            namespace: None,
+            labels: BTreeMap::new(),
+            annotations: copied(&annotations),
+            immutable: true,
+            data,
+        };
         assert_eq!(
             serde_json::to_string(&s.to_manifest()).unwrap(),
             r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","annotations":{"argocd.argoproj.io/sync-wave":"-1"}},"type":"Opaque","immutable":true,"data":{"a":"aGk=","z":"AP8="}}"#

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::api::{self, decode_strict, AwsProvider, EsoKind, FakeProvider, ObjectMeta, ProviderSpec, SecretKeySelector, SecretStoreSpec, StoreRef, StoreRefKind};
+use crate::api::{
+    self, decode_strict, AwsProvider, EsoKind, FakeProvider, ObjectMeta, ProviderSpec, SecretKeySelector, SecretStoreSpec, StoreRef,
+    StoreRefKind,
+};
 use crate::manifest::Document;
 use crate::problem::{Origin, Problem, Problems};
 use crate::provider::{self, ErrorClass, Provider, ProviderError, SecretValue};
@@ -62,13 +65,17 @@ impl Catalog {
             _ => {
                 let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone());
                 if ns.is_none() {
-                    return Err(problem("a SecretStore needs a namespace: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE".into()).into());
+                    return Err(problem(
+                        "a SecretStore needs a namespace: set metadata.namespace, --namespace or ARGOCD_APP_NAMESPACE".into(),
+                    )
+                    .into());
                 }
                 (ns, StoreRefKind::SecretStore)
             }
         };
         let spec_value = doc.value.get("spec").cloned().unwrap_or(Value::Null);
-        let (spec, warnings) = decode_strict::<SecretStoreSpec>(spec_value, "spec", settings.strictness).map_err(|errs| field_problems(errs, &doc.origin, &object))?;
+        let (spec, warnings) = decode_strict::<SecretStoreSpec>(spec_value, "spec", settings.strictness)
+            .map_err(|errs| field_problems(errs, &doc.origin, &object))?;
         log_warnings(&object, &warnings);
         let provider = decode_provider(&spec.provider, settings).map_err(|errs| field_problems(errs, &doc.origin, &object))?;
         let key = StoreKey { kind: ref_kind, namespace, name: doc.name().to_string() };
@@ -91,7 +98,9 @@ impl Catalog {
     pub fn add_credentials(&mut self, doc: &Document, settings: &Settings) -> Result<(), Problems> {
         let object = format!("Secret {}", qualified(doc));
         let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone()).ok_or_else(|| {
-            Problem::new("a credential Secret needs a namespace: set metadata.namespace or --namespace").at(&doc.origin).object(object.clone())
+            Problem::new("a credential Secret needs a namespace: set metadata.namespace or --namespace")
+                .at(&doc.origin)
+                .object(object.clone())
         })?;
         let mut values = BTreeMap::new();
         if let Some(Value::Object(data)) = doc.value.get("data") {
@@ -106,7 +115,11 @@ impl Catalog {
         if let Some(Value::Object(data)) = doc.value.get("stringData") {
             for (k, v) in data {
                 let Some(s) = v.as_str() else {
-                    return Err(Problem::new("value is not a string").at(&doc.origin).object(object).field(format!("stringData.{k}")).into());
+                    return Err(Problem::new("value is not a string")
+                        .at(&doc.origin)
+                        .object(object)
+                        .field(format!("stringData.{k}"))
+                        .into());
                 };
                 values.insert(k.clone(), SecretValue(s.as_bytes().to_vec()));
             }
@@ -136,12 +149,19 @@ impl Catalog {
                 if elsewhere.is_empty() {
                     Err(format!("no SecretStore `{}` in namespace `{ns}` (give it in the input or with --stores)", reference.name))
                 } else {
-                    Err(format!("SecretStore `{}` exists only in namespace(s) {}; a SecretStore serves only its own namespace, not `{ns}`", reference.name, elsewhere.join(", ")))
+                    Err(format!(
+                        "SecretStore `{}` exists only in namespace(s) {}; a SecretStore serves only its own namespace, not `{ns}`",
+                        reference.name,
+                        elsewhere.join(", ")
+                    ))
                 }
             }
             StoreRefKind::ClusterSecretStore => {
                 let key = StoreKey { kind: StoreRefKind::ClusterSecretStore, namespace: None, name: reference.name.clone() };
-                let store = self.stores.get(&key).ok_or_else(|| format!("no ClusterSecretStore `{}` (ClusterSecretStores come only from --stores)", reference.name))?;
+                let store = self
+                    .stores
+                    .get(&key)
+                    .ok_or_else(|| format!("no ClusterSecretStore `{}` (ClusterSecretStores come only from --stores)", reference.name))?;
                 self.check_conditions(store, es_namespace)?;
                 Ok(store)
             }
@@ -177,7 +197,11 @@ impl Catalog {
                 }
             }
         }
-        let hint = if self.namespace_labels.contains_key(ns) { "" } else { " (no Namespace manifest for it was given with --stores, so only its name label is known)" };
+        let hint = if self.namespace_labels.contains_key(ns) {
+            ""
+        } else {
+            " (no Namespace manifest for it was given with --stores, so only its name label is known)"
+        };
         Err(format!("using ClusterSecretStore `{name}` is not allowed from namespace `{ns}`: denied by spec.conditions{hint}"))
     }
 
@@ -187,13 +211,28 @@ impl Catalog {
         let ns = match (&store.key.namespace, &sel.namespace) {
             (Some(ns), _) => ns.clone(),
             (None, Some(ns)) => ns.clone(),
-            (None, None) => return Err(ProviderError::new(ErrorClass::Config, format!("{field}: a ClusterSecretStore's secretRef needs a namespace at render time"))),
+            (None, None) => {
+                return Err(ProviderError::new(
+                    ErrorClass::Config,
+                    format!("{field}: a ClusterSecretStore's secretRef needs a namespace at render time"),
+                ))
+            }
         };
         let secret = self.credentials.get(&(ns.clone(), sel.name.clone())).ok_or_else(|| {
-            ProviderError::new(ErrorClass::Config, format!("{field}: credential Secret `{ns}/{}` not found (give it with --credentials; it is never read from the rendered input)", sel.name))
+            ProviderError::new(
+                ErrorClass::Config,
+                format!(
+                    "{field}: credential Secret `{ns}/{}` not found (give it with --credentials; it is never read from the rendered input)",
+                    sel.name
+                ),
+            )
         })?;
-        let value = secret.get(&sel.key).ok_or_else(|| ProviderError::new(ErrorClass::Config, format!("{field}: key `{}` missing in credential Secret `{ns}/{}`", sel.key, sel.name)))?;
-        String::from_utf8(value.0.clone()).map(|s| s.trim().to_string()).map_err(|_| ProviderError::new(ErrorClass::Config, format!("{field}: credential is not UTF-8")))
+        let value = secret.get(&sel.key).ok_or_else(|| {
+            ProviderError::new(ErrorClass::Config, format!("{field}: key `{}` missing in credential Secret `{ns}/{}`", sel.key, sel.name))
+        })?;
+        String::from_utf8(value.0.clone())
+            .map(|s| s.trim().to_string())
+            .map_err(|_| ProviderError::new(ErrorClass::Config, format!("{field}: credential is not UTF-8")))
     }
 
     /// Builds the provider client for a store. AWS `auth.jwt` needs an API server and is refused.
@@ -211,7 +250,11 @@ impl Catalog {
                         let base = "spec.provider.aws.auth.secretRef";
                         Some(provider::aws::StaticKeys {
                             access_key_id: self.credential(store, &r.access_key_id_secret_ref, &format!("{base}.accessKeyIDSecretRef"))?,
-                            secret_access_key: self.credential(store, &r.secret_access_key_secret_ref, &format!("{base}.secretAccessKeySecretRef"))?,
+                            secret_access_key: self.credential(
+                                store,
+                                &r.secret_access_key_secret_ref,
+                                &format!("{base}.secretAccessKeySecretRef"),
+                            )?,
                             session_token: match &r.session_token_secret_ref {
                                 Some(s) => Some(self.credential(store, s, &format!("{base}.sessionTokenSecretRef"))?),
                                 None => None,

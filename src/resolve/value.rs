@@ -68,7 +68,8 @@ pub fn gjson_string(v: &gjson::Value) -> Vec<u8> {
 ///
 /// Errors: the payload is not a JSON object (#3803: a plain-text secret cannot be extracted).
 pub fn expand_object(payload: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let json = std::str::from_utf8(payload).map_err(|_| "the secret is not UTF-8, so it cannot be extracted as a JSON object".to_string())?;
+    let json =
+        std::str::from_utf8(payload).map_err(|_| "the secret is not UTF-8, so it cannot be extracted as a JSON object".to_string())?;
     let root = gjson::parse(json);
     if !gjson::valid(json) || root.kind() != gjson::Kind::Object {
         return Err("the secret is not a JSON object, so `extract` cannot expand it (use data[] without property for plain values)".into());
@@ -95,8 +96,12 @@ pub fn decode(value: Vec<u8>, strategy: DecodingStrategy) -> Result<Vec<u8>, Str
     use base64::engine::general_purpose::{STANDARD, URL_SAFE};
     match strategy {
         DecodingStrategy::None => Ok(value),
-        DecodingStrategy::Base64 => STANDARD.decode(&value).map_err(|_| "decodingStrategy Base64: the value is not valid base64".to_string()),
-        DecodingStrategy::Base64Url => URL_SAFE.decode(&value).map_err(|_| "decodingStrategy Base64URL: the value is not valid URL-safe base64".to_string()),
+        DecodingStrategy::Base64 => {
+            STANDARD.decode(&value).map_err(|_| "decodingStrategy Base64: the value is not valid base64".to_string())
+        }
+        DecodingStrategy::Base64Url => {
+            URL_SAFE.decode(&value).map_err(|_| "decodingStrategy Base64URL: the value is not valid URL-safe base64".to_string())
+        }
         DecodingStrategy::Auto => Ok(STANDARD.decode(&value).or_else(|_| URL_SAFE.decode(&value)).unwrap_or(value)),
     }
 }
@@ -183,13 +188,16 @@ mod tests {
     fn extract_unquotes_strings_and_keeps_raw_json_for_the_rest() {
         let got = expand_object(br#"{"a":"x","n":1.50,"b":true,"z":null,"o":{"k": 1}}"#).unwrap();
         let got: Vec<(String, String)> = got.into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect();
-        assert_eq!(got, vec![
-            ("a".into(), "x".into()),
-            ("n".into(), "1.50".into()),
-            ("b".into(), "true".into()),
-            ("z".into(), "".into()),
-            ("o".into(), r#"{"k": 1}"#.into()),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), "x".into()),
+                ("n".into(), "1.50".into()),
+                ("b".into(), "true".into()),
+                ("z".into(), "".into()),
+                ("o".into(), r#"{"k": 1}"#.into()),
+            ]
+        );
         assert!(expand_object(b"Secret123").unwrap_err().contains("not a JSON object"));
         assert!(expand_object(b"[1,2]").is_err());
     }
@@ -208,7 +216,8 @@ mod tests {
     fn key_conversion_and_rewrite() {
         assert_eq!(convert_key("/team/eks/param 1", ConversionStrategy::Default), "_team_eks_param_1");
         assert_eq!(convert_key("a/b", ConversionStrategy::Unicode), "a_U002f_b");
-        let rw = vec![(regex::Regex::new("^/team/(.*)").unwrap(), "${1}_x".to_string()), (regex::Regex::new("/").unwrap(), "-".to_string())];
+        let rw =
+            vec![(regex::Regex::new("^/team/(.*)").unwrap(), "${1}_x".to_string()), (regex::Regex::new("/").unwrap(), "-".to_string())];
         assert_eq!(rewrite_key("/team/eks/p", &rw), "eks-p_x");
         assert!(is_valid_secret_key("a-b.c_D9"));
         assert!(!is_valid_secret_key("a/b"));

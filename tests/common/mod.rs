@@ -31,7 +31,12 @@ pub fn extsecret(args: &[&str]) -> Command {
 /// Removes the variables a test must set explicitly.
 pub fn scrub_env(c: &mut Command) {
     for (k, _) in std::env::vars() {
-        if k.starts_with("EXTSECRET_") || k.starts_with("ARGOCD_") || k.starts_with("AWS_") || k.starts_with("PARAM_") || k.starts_with("KUSTOMIZE_") {
+        if k.starts_with("EXTSECRET_")
+            || k.starts_with("ARGOCD_")
+            || k.starts_with("AWS_")
+            || k.starts_with("PARAM_")
+            || k.starts_with("KUSTOMIZE_")
+        {
             c.env_remove(k);
         }
     }
