@@ -7,6 +7,7 @@
 //! - [`manifest`]: reading and writing manifest streams (YAML/JSON documents, `List`, ResourceList).
 //! - [`provider`]: one [`provider::Provider`] trait, one file per provider (`fake`, `aws`).
 //! - [`resolve`]: store lookup and namespace rules, the fetch plan, value extraction, building the Secret.
+//! - [`template`]: ESO templates (Go text/template via gotmpl, and handlebars), bytes-safe.
 //! - [`render`]: the render pipeline shared by every front-end.
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
 
@@ -18,3 +19,4 @@ pub mod provider;
 pub mod render;
 pub mod resolve;
 pub mod settings;
+pub mod template;

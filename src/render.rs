@@ -9,6 +9,7 @@ use crate::manifest::{input, Document, OutputDoc};
 use crate::problem::{Problem, Problems};
 use crate::resolve::{self, stores::Catalog, ParsedExternalSecret};
 use crate::settings::Settings;
+use crate::template::apply::TemplateSources;
 
 /// What happens to each input document.
 enum Role {
@@ -129,13 +130,16 @@ pub async fn render_documents_indexed(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let secrets = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, settings)).await {
+    let sources = template_sources(&docs, settings);
+    let secrets = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, &sources, settings)).await {
         Ok(r) => r?,
-        Err(_) => return Err(Problem::new(format!(
+        Err(_) => {
+            return Err(Problem::new(format!(
             "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
             settings.timeout.as_secs_f32()
         ))
-        .into()),
+            .into())
+        }
     };
     let mut out = Vec::with_capacity(docs.len());
     for (source, (doc, role)) in docs.into_iter().zip(roles).enumerate() {
@@ -152,6 +156,36 @@ pub async fn render_documents_indexed(
         }
     }
     Ok(out)
+}
+
+/// ConfigMaps and Secrets of the stream, by effective namespace and name, for `templateFrom`
+/// (`data` and `binaryData`/`stringData`, as bytes). They stay in the output.
+fn template_sources(docs: &[Document], settings: &Settings) -> TemplateSources {
+    use base64::Engine;
+    let mut sources = TemplateSources::default();
+    for doc in docs.iter().filter(|d| d.api_version() == "v1") {
+        let key = (doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone()), doc.name().to_string());
+        let field = |name: &str| doc.value.get(name).and_then(serde_json::Value::as_object).into_iter().flatten();
+        let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+        let text = |v: &serde_json::Value| v.as_str().map(|s| s.as_bytes().to_vec());
+        let values: BTreeMap<String, Vec<u8>> = match doc.kind() {
+            "ConfigMap" => field("data")
+                .filter_map(|(k, v)| text(v).map(|b| (k.clone(), b)))
+                .chain(field("binaryData").filter_map(|(k, v)| b64(v).map(|b| (k.clone(), b))))
+                .collect(),
+            "Secret" => field("data")
+                .filter_map(|(k, v)| b64(v).map(|b| (k.clone(), b)))
+                .chain(field("stringData").filter_map(|(k, v)| text(v).map(|b| (k.clone(), b))))
+                .collect(),
+            _ => continue,
+        };
+        if doc.kind() == "ConfigMap" {
+            sources.config_maps.insert(key, values);
+        } else {
+            sources.secrets.insert(key, values);
+        }
+    }
+    sources
 }
 
 /// `Ok(Some)` for the group's kinds this tool handles, `Ok(None)` for other objects, `Err` for

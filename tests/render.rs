@@ -159,14 +159,17 @@ spec:
 fn unsupported_features_and_kinds_are_refused_by_name() {
     let cases = [
         (
-            "target: {template: {type: kubernetes.io/tls}}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
-            "spec.target.template: not supported",
+            "target: {template: {engineVersion: v1}}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
+            "spec.target.template.engineVersion: not supported: only engine v2 exists",
+        ),
+        (
+            "target: {template: {metadata: {finalizers: [x]}}}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
+            "spec.target.template.metadata.finalizers: not supported",
         ),
         (
             "data: [{secretKey: a, remoteRef: {key: token}, sourceRef: {generatorRef: {kind: Password, name: p}}}]",
             "spec.data[0].sourceRef.generatorRef: not supported",
         ),
-        ("dataFrom: [{extract: {key: db}, rewrite: [{transform: {template: x}}]}]", "spec.dataFrom[0].rewrite[0].transform: not supported"),
         ("dataFrom: [{extract: {key: db}, rewrite: [{merge: {into: x}}]}]", "spec.dataFrom[0].rewrite[0].merge: not supported"),
         (
             "target: {manifest: {apiVersion: v1, kind: ConfigMap}}\n  data: [{secretKey: a, remoteRef: {key: token}}]",

@@ -75,12 +75,101 @@ pub struct Target {
     /// Sets `immutable: true` on the Secret.
     #[serde(default)]
     pub immutable: bool,
-    /// Not supported yet (templates issue).
+    /// How the Secret is built from the fetched data (ESO engine v2 templates).
     #[serde(default)]
-    pub template: Option<Value>,
+    pub template: Option<TemplateSpec>,
     /// Generic targets: not supported.
     #[serde(default)]
     pub manifest: Option<Value>,
+}
+
+/// `spec.target.template` (ESO `ExternalSecretTemplate`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSpec {
+    /// Secret type, e.g. `kubernetes.io/tls`; default `Opaque`.
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<String>,
+    /// Only `v2` exists (ESO removed v1).
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    #[serde(default)]
+    pub merge_policy: MergePolicy,
+    #[serde(default)]
+    pub metadata: Option<TemplateMetadata>,
+    /// Secret key to template; highest precedence.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub template_from: Vec<TemplateFrom>,
+}
+
+/// `template.mergePolicy`: `Merge` keeps the provider data beside the templated keys.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum MergePolicy {
+    #[default]
+    #[serde(alias = "")]
+    Replace,
+    Merge,
+}
+
+/// `template.metadata`: label and annotation values are templates.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TemplateMetadata {
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Added by ESO's controller only: refused at render time.
+    #[serde(default)]
+    pub finalizers: Option<Value>,
+}
+
+/// One `template.templateFrom[]` entry: exactly one of `configMap`, `secret`, `literal`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateFrom {
+    #[serde(default)]
+    pub config_map: Option<TemplateRef>,
+    #[serde(default)]
+    pub secret: Option<TemplateRef>,
+    /// A template rendering to a YAML map of keys and values.
+    #[serde(default)]
+    pub literal: Option<String>,
+    /// `Data` (default), `Labels` or `Annotations` (case-insensitive).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Not supported yet.
+    #[serde(default)]
+    pub values_decoding_strategy: Option<Value>,
+}
+
+/// `templateFrom[].configMap` / `.secret`: an object of the input stream and the keys to use.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    #[serde(default)]
+    pub items: Vec<TemplateRefItem>,
+}
+
+/// `items[]`: a key of the ConfigMap/Secret, rendered as one value or as a YAML map.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRefItem {
+    pub key: String,
+    #[serde(default)]
+    pub template_as: TemplateScope,
+}
+
+/// `templateAs`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum TemplateScope {
+    /// The item's value is a template for the value of the same key.
+    #[default]
+    #[serde(alias = "")]
+    Values,
+    /// The item renders to a YAML map of keys and values.
+    KeysAndValues,
 }
 
 /// One `spec.data[]` entry.
@@ -211,16 +300,22 @@ pub struct FindName {
     pub regexp: String,
 }
 
-/// One `dataFrom[].rewrite[]` step; only `regexp` is supported.
+/// One `dataFrom[].rewrite[]` step: `regexp` or `transform` (`merge` is not supported).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rewrite {
     #[serde(default)]
     pub regexp: Option<RewriteRegexp>,
     #[serde(default)]
-    pub transform: Option<Value>,
+    pub transform: Option<RewriteTransform>,
     #[serde(default)]
     pub merge: Option<Value>,
+}
+
+/// `rewrite[].transform`: a template run per key with `{{ .value }}` = the key.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RewriteTransform {
+    pub template: String,
 }
 
 /// `rewrite[].regexp`: `source` is replaced by `target` in every key (`$1`, `${1}` expand groups).
@@ -236,8 +331,24 @@ impl ExternalSecretSpec {
     /// Secret ESO would not.
     pub fn unsupported_fields(&self) -> Vec<(String, &'static str)> {
         let mut out = Vec::new();
-        if self.target.template.is_some() {
-            out.push(("spec.target.template".to_string(), "templates are not supported yet"));
+        if let Some(t) = &self.target.template {
+            if t.engine_version.as_deref().is_some_and(|v| !v.is_empty() && v != "v2") {
+                out.push(("spec.target.template.engineVersion".to_string(), "only engine v2 exists"));
+            }
+            if t.metadata.as_ref().is_some_and(|m| m.finalizers.is_some()) {
+                out.push((
+                    "spec.target.template.metadata.finalizers".to_string(),
+                    "finalizers are set by the controller, not at render time",
+                ));
+            }
+            for (i, tf) in t.template_from.iter().enumerate() {
+                if tf.values_decoding_strategy.is_some() {
+                    out.push((
+                        format!("spec.target.template.templateFrom[{i}].valuesDecodingStrategy"),
+                        "valuesDecodingStrategy is not supported yet",
+                    ));
+                }
+            }
         }
         if self.target.manifest.is_some() {
             out.push(("spec.target.manifest".to_string(), "generic targets are not supported"));
@@ -252,9 +363,6 @@ impl ExternalSecretSpec {
                 out.push((format!("spec.dataFrom[{i}].sourceRef.generatorRef"), "generators are not supported"));
             }
             for (j, r) in d.rewrite.iter().enumerate() {
-                if r.transform.is_some() {
-                    out.push((format!("spec.dataFrom[{i}].rewrite[{j}].transform"), "rewrite transform templates are not supported yet"));
-                }
                 if r.merge.is_some() {
                     out.push((format!("spec.dataFrom[{i}].rewrite[{j}].merge"), "rewrite merge is not supported"));
                 }

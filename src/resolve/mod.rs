@@ -37,6 +37,8 @@ pub struct ParsedExternalSecret {
     pub spec: ExternalSecretSpec,
     /// `metadata.namespace`, else `--namespace`, else `ARGOCD_APP_NAMESPACE`.
     pub effective_namespace: Option<String>,
+    /// Template engine (annotation `extsecret.io/template-engine`; Go text/template by default).
+    pub engine: crate::template::Engine,
 }
 
 impl ParsedExternalSecret {
@@ -79,7 +81,10 @@ pub fn parse_external_secret(doc: &Document, version: ApiVersion, settings: &Set
     let (spec, warnings) = decode_strict::<ExternalSecretSpec>(spec_value, "spec", settings.strictness)
         .map_err(|e| stores::field_problems(e, &doc.origin, &object))?;
     stores::log_warnings(&object, &warnings);
+    let engine = crate::template::Engine::from_annotations(&meta.annotations)
+        .map_err(|m| Problems::from(Problem::new(m).at(&doc.origin).object(object.clone()).field("metadata.annotations")))?;
     let es = ParsedExternalSecret {
+        engine,
         origin: doc.origin.clone(),
         effective_namespace: meta.namespace.clone().filter(|n| !n.is_empty()).or_else(|| settings.namespace.clone()),
         meta,
@@ -190,7 +195,12 @@ fn remote_key(r: &RemoteRef) -> RemoteKey {
 
 /// Resolves every ExternalSecret; returns one Secret per ExternalSecret in order, or every
 /// problem of the run.
-pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: &Settings) -> Result<Vec<RenderedSecret>, Problems> {
+pub async fn resolve(
+    ess: &[ParsedExternalSecret],
+    catalog: &Catalog,
+    sources: &crate::template::apply::TemplateSources,
+    settings: &Settings,
+) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
     // 1. Plan: which store serves each source.
     // `None` for an ExternalSecret with a refused store reference: it is reported once per field
@@ -285,7 +295,7 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
     let fetched = fetch::fetch_all(&clients, reads, settings.concurrency).await;
 
     // 4. Assemble.
-    let ctx = Assembly { fetched: &fetched, found: &found, broken: &broken };
+    let ctx = Assembly { sources, fetched: &fetched, found: &found, broken: &broken };
     let mut secrets = Vec::with_capacity(ess.len());
     for (es, plan) in ess.iter().zip(plans) {
         let Some(plan) = plan else { continue };
@@ -298,6 +308,7 @@ pub async fn resolve(ess: &[ParsedExternalSecret], catalog: &Catalog, settings: 
 }
 
 struct Assembly<'a> {
+    sources: &'a crate::template::apply::TemplateSources,
     fetched: &'a HashMap<(StoreKey, RemoteKey), ReadResult>,
     found: &'a HashMap<(StoreKey, FindKey), Result<Vec<String>, ProviderError>>,
     broken: &'a HashMap<StoreKey, ProviderError>,
@@ -335,12 +346,14 @@ impl Assembly<'_> {
                     });
                     match result {
                         Ok(pairs) => {
-                            let rewrites = compile_rewrites(&entry.rewrite);
+                            let steps = rewrite_steps(&entry.rewrite);
                             for (k, v) in pairs {
-                                let name = if rewrites.is_empty() {
-                                    value::convert_key(&k, e.conversion_strategy)
-                                } else {
-                                    value::rewrite_key(&k, &rewrites)
+                                let name = match name_key(es, index, &steps, &k, e.conversion_strategy) {
+                                    Ok(n) => n,
+                                    Err((f, m)) => {
+                                        problems.push(es.problem(f, m));
+                                        continue;
+                                    }
                                 };
                                 match finish_value(v, e.decoding_strategy, e.null_byte_policy) {
                                     Ok(v) => insert_key(es, &mut data, &mut problems, &field, &k, name, v),
@@ -368,21 +381,17 @@ impl Assembly<'_> {
                             continue;
                         }
                     };
-                    let rewrites = compile_rewrites(&entry.rewrite);
+                    let steps = rewrite_steps(&entry.rewrite);
                     for name in names {
                         let key = RemoteKey { key: name.clone(), version: None, metadata: false };
                         let result = self.read(&store, &key).and_then(|v| {
                             finish_value(v.0.clone(), f.decoding_strategy, f.null_byte_policy).map_err(|m| format!("{m} (secret {key})"))
                         });
                         match result {
-                            Ok(v) => {
-                                let new = if rewrites.is_empty() {
-                                    value::convert_key(&name, f.conversion_strategy)
-                                } else {
-                                    value::rewrite_key(&name, &rewrites)
-                                };
-                                insert_key(es, &mut data, &mut problems, &field, &name, new, v);
-                            }
+                            Ok(v) => match name_key(es, index, &steps, &name, f.conversion_strategy) {
+                                Ok(new) => insert_key(es, &mut data, &mut problems, &field, &name, new, v),
+                                Err((f, m)) => problems.push(es.problem(f, m)),
+                            },
                             Err(m) => problems.push(es.problem(&field, m)),
                         }
                     }
@@ -422,14 +431,38 @@ impl Assembly<'_> {
                 es.problem("spec", "the ExternalSecret produced no data (a find matched nothing?); refusing to render an empty Secret"),
             );
         }
-        problems.into_result(RenderedSecret {
+        let mut rendered = RenderedSecret {
             name: es.target_name().to_string(),
             namespace: es.meta.namespace.clone().filter(|n| !n.is_empty()),
             labels: secret::copied(&es.meta.labels),
             annotations: secret::copied(&es.meta.annotations),
             immutable: es.spec.target.immutable,
+            secret_type: "Opaque".into(),
             data,
-        })
+        };
+        if let (Some(t), true) = (&es.spec.target.template, problems.is_empty()) {
+            let context: crate::template::Context = rendered.data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+            match crate::template::apply::apply(t, es.engine, &context, es.effective_namespace.as_deref(), self.sources) {
+                Ok(applied) => {
+                    rendered.secret_type = applied.secret_type;
+                    rendered.data = applied.data.into_iter().map(|(k, v)| (k, SecretValue(v))).collect();
+                    rendered.labels = applied.labels.unwrap_or(rendered.labels);
+                    rendered.annotations = applied.annotations.unwrap_or(rendered.annotations);
+                    for key in rendered.data.keys().filter(|k| !value::is_valid_secret_key(k)) {
+                        problems.push(es.problem(
+                            "spec.target.template",
+                            format!("template key `{key}` is not a valid Secret key (must match ^[-._a-zA-Z0-9]+$)"),
+                        ));
+                    }
+                }
+                Err(list) => {
+                    for (field, m) in list {
+                        problems.push(es.problem(field, m));
+                    }
+                }
+            }
+        }
+        problems.into_result(rendered)
     }
 }
 
@@ -439,12 +472,44 @@ fn finish_value(v: Vec<u8>, decoding: api::DecodingStrategy, nul: api::NullByteP
     Ok(v)
 }
 
-fn compile_rewrites(rewrites: &[api::Rewrite]) -> Vec<(regex::Regex, String)> {
+/// A compiled `rewrite[]` step (regexes were validated when the ExternalSecret was parsed).
+enum RewriteStep<'a> {
+    Regexp(regex::Regex, &'a str),
+    Transform(&'a str),
+}
+
+fn rewrite_steps(rewrites: &[api::Rewrite]) -> Vec<RewriteStep<'_>> {
     rewrites
         .iter()
-        .filter_map(|r| r.regexp.as_ref())
-        .filter_map(|r| regex::Regex::new(&r.source).ok().map(|re| (re, r.target.clone())))
+        .filter_map(|r| match (&r.regexp, &r.transform) {
+            (Some(rx), _) => regex::Regex::new(&rx.source).ok().map(|re| RewriteStep::Regexp(re, &rx.target)),
+            (None, Some(t)) => Some(RewriteStep::Transform(&t.template)),
+            _ => None,
+        })
         .collect()
+}
+
+/// Names a key from `extract`/`find`: the `rewrite` steps in order when there are any, else the
+/// conversion strategy (as ESO: conversion is skipped when rewrite is set). Errors carry the field.
+fn name_key(
+    es: &ParsedExternalSecret,
+    index: usize,
+    steps: &[RewriteStep<'_>],
+    key: &str,
+    conversion: api::ConversionStrategy,
+) -> Result<String, (String, String)> {
+    if steps.is_empty() {
+        return Ok(value::convert_key(key, conversion));
+    }
+    let mut name = key.to_string();
+    for (j, step) in steps.iter().enumerate() {
+        name = match step {
+            RewriteStep::Regexp(re, target) => re.replace_all(&name, *target).into_owned(),
+            RewriteStep::Transform(t) => crate::template::apply::transform_key(es.engine, t, &name)
+                .map_err(|m| (format!("spec.dataFrom[{index}].rewrite[{j}].transform.template"), m))?,
+        };
+    }
+    Ok(name)
 }
 
 /// Inserts a key produced by extract/find after checking it is a valid Secret key (an empty key

@@ -17,6 +17,8 @@ pub struct RenderedSecret {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub immutable: bool,
+    /// `type` of the Secret: `Opaque` unless a template sets it.
+    pub secret_type: String,
     /// Exact bytes per key.
     pub data: BTreeMap<String, SecretValue>,
 }
@@ -24,10 +26,10 @@ pub struct RenderedSecret {
 /// Annotations that belong to the tools that handled the ExternalSecret, not to the Secret:
 /// `kubectl.kubernetes.io/last-applied-configuration` and every `config.kubernetes.io/*`,
 /// `internal.config.kubernetes.io/*`, `config.k8s.io/*`, `kustomize.config.k8s.io/*` key
-/// (kustomize would drop a Secret marked `local-config`).
+/// (kustomize would drop a Secret marked `local-config`), and this tool's own `extsecret.io/*`.
 pub fn is_tool_internal(key: &str) -> bool {
     key == "kubectl.kubernetes.io/last-applied-configuration"
-        || ["config.kubernetes.io/", "internal.config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/"]
+        || ["config.kubernetes.io/", "internal.config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/", "extsecret.io/"]
             .iter()
             .any(|p| key.starts_with(p))
 }
@@ -58,7 +60,7 @@ impl RenderedSecret {
         secret.insert("apiVersion".into(), json!("v1"));
         secret.insert("kind".into(), json!("Secret"));
         secret.insert("metadata".into(), Value::Object(metadata));
-        secret.insert("type".into(), json!("Opaque"));
+        secret.insert("type".into(), json!(self.secret_type));
         if self.immutable {
             secret.insert("immutable".into(), json!(true));
         }
@@ -88,6 +90,7 @@ mod tests {
             labels: BTreeMap::new(),
             annotations: copied(&annotations),
             immutable: true,
+            secret_type: "Opaque".into(),
             data,
         };
         assert_eq!(

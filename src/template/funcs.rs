@@ -1,0 +1,462 @@
+//! The template function library, registered in both engines (gotmpl directly, handlebars through
+//! [`super::handlebars_engine`]): the sprig subset ESO users rely on. Every string is a byte-char
+//! string ([`super::bytes`]). No function reads the environment, files, the network or the clock,
+//! so the same input always renders the same bytes.
+//!
+//! Deviations from sprig (fail closed): `b64dec`, `fromJson` and `fromYaml` fail on bad input
+//! where sprig returns the error text or an empty value; `fromJson` keeps integers as written
+//! (`12345678`, where ESO prints `1.2345678e+07`, #1362).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use gotmpl::{FuncMap, TemplateError, Value};
+use sha2::Digest;
+
+use super::bytes::{from_engine, text_to_engine, to_engine, with_text};
+
+type FResult = Result<Value, TemplateError>;
+
+fn err(name: &str, msg: impl std::fmt::Display) -> TemplateError {
+    TemplateError::Exec(format!("{name}: {msg}"))
+}
+
+fn s(v: &str) -> Value {
+    Value::String(Arc::from(v))
+}
+
+/// sprig's `strval`: strings as they are, everything else as Go's `%v`.
+pub fn strval(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        Value::Nil => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// sprig's `empty`: nil, false, 0, "", and empty lists and maps.
+pub fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Nil => true,
+        Value::Bool(b) => !b,
+        Value::Int(i) => *i == 0,
+        Value::Uint(u) => *u == 0,
+        Value::Float(f) => *f == 0.0,
+        Value::String(s) => s.is_empty(),
+        Value::List(l) => l.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+fn arity(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(TemplateError::ArgCount { name: name.to_string(), expected: n, got: args.len() })
+    }
+}
+
+fn bytes_of(name: &str, v: &Value) -> Result<Vec<u8>, TemplateError> {
+    from_engine(&strval(v)).map_err(|e| err(name, e))
+}
+
+/// Go's `strconv.Quote` on bytes (valid UTF-8 printable runes kept, the rest escaped).
+fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    let text = String::from_utf8_lossy(bytes);
+    let valid = std::str::from_utf8(bytes).is_ok();
+    if valid {
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    } else {
+        for &b in bytes {
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                0x20..=0x7e => out.push(b as char),
+                _ => out.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// JSON of a value as Go's `json.Marshal` writes it: map keys sorted, `<`, `>`, `&` escaped.
+fn to_json(v: &Value) -> Result<String, String> {
+    fn conv(v: &Value) -> Result<serde_json::Value, String> {
+        Ok(match v {
+            Value::Nil => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Uint(u) => serde_json::Value::from(*u),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or("NaN or infinite number")?,
+            Value::String(s) => serde_json::Value::String(String::from_utf8_lossy(&from_engine(s)?).into_owned()),
+            Value::List(l) => serde_json::Value::Array(l.iter().map(conv).collect::<Result<_, _>>()?),
+            Value::Map(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| Ok((engine_key(k), conv(v)?))).collect::<Result<_, String>>()?)
+            }
+            _ => return Err("a function cannot be encoded".into()),
+        })
+    }
+    let text = serde_json::to_string(&conv(v)?).map_err(|e| e.to_string())?;
+    Ok(text.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
+}
+
+fn engine_key(k: &str) -> String {
+    from_engine(k).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| k.to_string())
+}
+
+/// A parsed JSON/YAML value as a template value; JSON integers keep their written form.
+fn from_json_text(text: &str) -> Result<Value, String> {
+    if !gjson::valid(text) {
+        return Err("not valid JSON".into());
+    }
+    fn conv(v: &gjson::Value) -> Value {
+        match v.kind() {
+            gjson::Kind::Null => Value::Nil,
+            gjson::Kind::True => Value::Bool(true),
+            gjson::Kind::False => Value::Bool(false),
+            gjson::Kind::String => s(&text_to_engine(v.str())),
+            gjson::Kind::Number => {
+                let raw = v.json();
+                raw.parse::<i64>()
+                    .map(Value::Int)
+                    .or_else(|_| raw.parse::<u64>().map(Value::Uint))
+                    .unwrap_or_else(|_| Value::Float(v.f64()))
+            }
+            gjson::Kind::Array => Value::List(v.array().iter().map(conv).collect::<Vec<_>>().into()),
+            gjson::Kind::Object => {
+                let mut m = BTreeMap::new();
+                v.each(|k, val| {
+                    m.insert(Arc::from(text_to_engine(k.str()).as_str()), conv(&val));
+                    true
+                });
+                Value::Map(Arc::new(m))
+            }
+        }
+    }
+    Ok(conv(&gjson::parse(text)))
+}
+
+fn json_to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => {
+            n.as_i64().map(Value::Int).or_else(|| n.as_u64().map(Value::Uint)).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)))
+        }
+        serde_json::Value::String(t) => s(&text_to_engine(t)),
+        serde_json::Value::Array(a) => Value::List(a.iter().map(json_to_value).collect::<Vec<_>>().into()),
+        serde_json::Value::Object(o) => {
+            Value::Map(Arc::new(o.iter().map(|(k, v)| (Arc::from(text_to_engine(k).as_str()), json_to_value(v))).collect()))
+        }
+    }
+}
+
+fn value_to_yaml(v: &Value) -> Result<String, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&to_json(v)?.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&"))
+            .map_err(|e| e.to_string())?;
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    let text = serde_saphyr::to_string_with_options(&json, options).map_err(|e| e.to_string())?;
+    Ok(text.trim_end_matches('\n').to_string())
+}
+
+fn map_of(name: &str, v: &Value) -> Result<Arc<BTreeMap<Arc<str>, Value>>, TemplateError> {
+    match v {
+        Value::Map(m) => Ok(m.clone()),
+        _ => Err(err(name, "first argument must be a map")),
+    }
+}
+
+fn f(name: &'static str, func: impl Fn(&'static str, &[Value]) -> FResult + Send + Sync + 'static) -> (String, gotmpl::ValueFunc) {
+    (name.to_string(), Arc::new(move |args: &[Value]| func(name, args)))
+}
+
+/// Functions ESO offers that this tool does not implement yet: a template using one fails with
+/// a message naming it.
+pub const NOT_YET: &[&str] = &[
+    "pkcs12key",
+    "pkcs12keyPass",
+    "pkcs12cert",
+    "pkcs12certPass",
+    "pemToPkcs12",
+    "pemToPkcs12Pass",
+    "fullPemToPkcs12",
+    "fullPemToPkcs12Pass",
+    "filterPEM",
+    "filterCertChain",
+    "certSANs",
+    "jwkPublicKeyPem",
+    "jwkPrivateKeyPem",
+    "rsaDecrypt",
+    "pemTruststoreToPKCS12",
+    "pemTruststoreToPKCS12Pass",
+];
+
+/// Functions sprig has that are refused on purpose (environment, time or randomness).
+pub const REFUSED: &[&str] =
+    &["env", "expandenv", "now", "date", "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "uuidv4", "getHostByName"];
+
+/// The function map shared by both engines.
+pub fn library() -> FuncMap {
+    let mut m: FuncMap = BTreeMap::new();
+    let entries = vec![
+        f("default", |n, a| {
+            if a.is_empty() || a.len() > 2 {
+                return Err(TemplateError::ArgCount { name: n.into(), expected: 2, got: a.len() });
+            }
+            let given = a.get(1).cloned().unwrap_or(Value::Nil);
+            Ok(if is_empty(&given) { a[0].clone() } else { given })
+        }),
+        f("empty", |n, a| {
+            arity(n, a, 1)?;
+            Ok(Value::Bool(is_empty(&a[0])))
+        }),
+        f("coalesce", |_, a| Ok(a.iter().find(|v| !is_empty(v)).cloned().unwrap_or(Value::Nil))),
+        f("ternary", |n, a| {
+            arity(n, a, 3)?;
+            Ok(if a[2].is_truthy() { a[0].clone() } else { a[1].clone() })
+        }),
+        f("quote", |n, a| {
+            let parts: Result<Vec<String>, _> =
+                a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| bytes_of(n, v).map(|b| text_to_engine(&go_quote(&b)))).collect();
+            Ok(s(&parts?.join(" ")))
+        }),
+        f("squote", |_, a| {
+            Ok(s(&a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| format!("'{}'", strval(v))).collect::<Vec<_>>().join(" ")))
+        }),
+        f("trim", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&with_text(&strval(&a[0]), |t| t.trim().to_string())))
+        }),
+        f("trimPrefix", |n, a| {
+            arity(n, a, 2)?;
+            let (p, v) = (strval(&a[0]), strval(&a[1]));
+            Ok(s(v.strip_prefix(p.as_str()).unwrap_or(&v)))
+        }),
+        f("trimSuffix", |n, a| {
+            arity(n, a, 2)?;
+            let (p, v) = (strval(&a[0]), strval(&a[1]));
+            Ok(s(v.strip_suffix(p.as_str()).unwrap_or(&v)))
+        }),
+        f("upper", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&with_text(&strval(&a[0]), str::to_uppercase)))
+        }),
+        f("lower", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&with_text(&strval(&a[0]), str::to_lowercase)))
+        }),
+        f("replace", |n, a| {
+            arity(n, a, 3)?;
+            Ok(s(&strval(&a[2]).replace(&strval(&a[0]), &strval(&a[1]))))
+        }),
+        f("contains", |n, a| {
+            arity(n, a, 2)?;
+            Ok(Value::Bool(strval(&a[1]).contains(&strval(&a[0]))))
+        }),
+        f("hasPrefix", |n, a| {
+            arity(n, a, 2)?;
+            Ok(Value::Bool(strval(&a[1]).starts_with(&strval(&a[0]))))
+        }),
+        f("hasSuffix", |n, a| {
+            arity(n, a, 2)?;
+            Ok(Value::Bool(strval(&a[1]).ends_with(&strval(&a[0]))))
+        }),
+        f("indent", |n, a| {
+            arity(n, a, 2)?;
+            let width = a[0].as_int().ok_or_else(|| err(n, "width must be an integer"))?;
+            let pad = " ".repeat(width.max(0) as usize);
+            Ok(s(&format!("{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
+        }),
+        f("nindent", |n, a| {
+            arity(n, a, 2)?;
+            let width = a[0].as_int().ok_or_else(|| err(n, "width must be an integer"))?;
+            let pad = " ".repeat(width.max(0) as usize);
+            Ok(s(&format!("\n{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
+        }),
+        f("b64enc", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&base64::engine::general_purpose::STANDARD.encode(bytes_of(n, &a[0])?)))
+        }),
+        f("b64dec", |n, a| {
+            arity(n, a, 1)?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(bytes_of(n, &a[0])?)
+                .map_err(|_| err(n, "the input is not valid base64"))?;
+            Ok(s(&to_engine(&decoded)))
+        }),
+        f("toJson", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&text_to_engine(&to_json(&a[0]).map_err(|e| err(n, e))?)))
+        }),
+        f("toPrettyJson", |n, a| {
+            arity(n, a, 1)?;
+            let compact: serde_json::Value = serde_json::from_str(&to_json(&a[0]).map_err(|e| err(n, e))?).map_err(|e| err(n, e))?;
+            Ok(s(&text_to_engine(&serde_json::to_string_pretty(&compact).map_err(|e| err(n, e))?)))
+        }),
+        f("fromJson", |n, a| {
+            arity(n, a, 1)?;
+            let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
+            from_json_text(&text).map_err(|e| err(n, e))
+        }),
+        f("toYaml", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&text_to_engine(&value_to_yaml(&a[0]).map_err(|e| err(n, e))?)))
+        }),
+        f("fromYaml", |n, a| {
+            arity(n, a, 1)?;
+            let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
+            let v: serde_json::Value = serde_saphyr::from_str(&text).map_err(|_| err(n, "the input is not valid YAML"))?;
+            Ok(json_to_value(&v))
+        }),
+        f("toString", |n, a| {
+            arity(n, a, 1)?;
+            Ok(s(&strval(&a[0])))
+        }),
+        f("sha256sum", |n, a| {
+            arity(n, a, 1)?;
+            let digest = sha2::Sha256::digest(bytes_of(n, &a[0])?);
+            Ok(s(&digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        }),
+        f("list", |_, a| Ok(Value::List(a.to_vec().into()))),
+        f("dict", |n, a| {
+            if a.len() % 2 != 0 {
+                return Err(err(n, "needs key/value pairs"));
+            }
+            Ok(Value::Map(Arc::new(a.chunks(2).map(|kv| (Arc::from(strval(&kv[0]).as_str()), kv[1].clone())).collect())))
+        }),
+        f("get", |n, a| {
+            arity(n, a, 2)?;
+            Ok(map_of(n, &a[0])?.get(strval(&a[1]).as_str()).cloned().unwrap_or_else(|| s("")))
+        }),
+        f("hasKey", |n, a| {
+            arity(n, a, 2)?;
+            Ok(Value::Bool(map_of(n, &a[0])?.contains_key(strval(&a[1]).as_str())))
+        }),
+        f("keys", |n, a| {
+            let mut keys = Vec::new();
+            for m in a {
+                keys.extend(map_of(n, m)?.keys().map(|k| Value::String(k.clone())));
+            }
+            Ok(Value::List(keys.into()))
+        }),
+        f("join", |n, a| {
+            arity(n, a, 2)?;
+            let items: Vec<String> = match &a[1] {
+                Value::List(l) => l.iter().map(strval).collect(),
+                other => vec![strval(other)],
+            };
+            Ok(s(&items.join(&strval(&a[0]))))
+        }),
+        f("split", |n, a| {
+            arity(n, a, 2)?;
+            let (sep, v) = (strval(&a[0]), strval(&a[1]));
+            Ok(Value::Map(Arc::new(v.split(sep.as_str()).enumerate().map(|(i, p)| (Arc::from(format!("_{i}").as_str()), s(p))).collect())))
+        }),
+        f("splitList", |n, a| {
+            arity(n, a, 2)?;
+            let (sep, v) = (strval(&a[0]), strval(&a[1]));
+            Ok(Value::List(v.split(sep.as_str()).map(s).collect::<Vec<_>>().into()))
+        }),
+        f("regexReplaceAll", |n, a| {
+            arity(n, a, 3)?;
+            let re = regex::Regex::new(&engine_key(&strval(&a[0]))).map_err(|_| err(n, "invalid regular expression"))?;
+            let (input, repl) = (engine_key(&strval(&a[1])), engine_key(&strval(&a[2])));
+            Ok(s(&text_to_engine(&re.replace_all(&input, repl.as_str()))))
+        }),
+        f("regexMatch", |n, a| {
+            arity(n, a, 2)?;
+            let re = regex::Regex::new(&engine_key(&strval(&a[0]))).map_err(|_| err(n, "invalid regular expression"))?;
+            Ok(Value::Bool(re.is_match(&engine_key(&strval(&a[1])))))
+        }),
+        // Go's `index` returns the zero value for an absent map key, and ESO's data is a
+        // map[string]string: `index . "missing"` is "" (so `| default` works), not an error.
+        f("index", |n, a| {
+            if a.len() < 2 {
+                return Err(TemplateError::ArgCount { name: n.into(), expected: 2, got: a.len() });
+            }
+            let mut v = a[0].clone();
+            for idx in &a[1..] {
+                v = match (&v, idx) {
+                    (Value::Map(m), key) => m.get(strval(key).as_str()).cloned().unwrap_or_else(|| s("")),
+                    _ => v.index(idx)?,
+                };
+            }
+            Ok(v)
+        }),
+    ];
+    m.extend(entries);
+    for name in NOT_YET {
+        let name: &'static str = name;
+        m.insert(name.to_string(), Arc::new(move |_: &[Value]| Err(err(name, "this ESO function is not supported yet"))));
+    }
+    for name in REFUSED {
+        let name: &'static str = name;
+        m.insert(
+            name.to_string(),
+            Arc::new(move |_: &[Value]| {
+                Err(err(
+                    name,
+                    "not available: templates must render the same bytes for the same input (no environment, clock or randomness)",
+                ))
+            }),
+        );
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &str, args: &[Value]) -> FResult {
+        (library()[name])(args)
+    }
+
+    #[test]
+    fn go_compatible_quoting_json_and_defaults() {
+        assert_eq!(strval(&call("quote", &[s("a\"b\n")]).unwrap()), "\"a\\\"b\\n\"");
+        assert_eq!(
+            strval(
+                &call("toJson", &[Value::Map(Arc::new(BTreeMap::from([(Arc::from("b"), s("<x>")), (Arc::from("a"), Value::Int(1))])))])
+                    .unwrap()
+            ),
+            r#"{"a":1,"b":"\u003cx\u003e"}"#
+        );
+        assert_eq!(strval(&call("default", &[s("x"), s("")]).unwrap()), "x");
+        assert_eq!(strval(&call("default", &[s("x"), s("y")]).unwrap()), "y");
+        assert_eq!(strval(&call("indent", &[Value::Int(2), s("a\nb")]).unwrap()), "  a\n  b");
+        assert_eq!(strval(&call("sha256sum", &[s("abc")]).unwrap()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn from_json_keeps_integers_as_written() {
+        let v = call("fromJson", &[s(r#"{"appId":12345678,"f":1.5,"s":"x"}"#)]).unwrap();
+        let m = map_of("t", &v).unwrap();
+        assert_eq!(strval(&m["appId"]), "12345678");
+        assert_eq!(strval(&m["f"]), "1.5");
+    }
+
+    #[test]
+    fn binary_survives_b64_round_trips_and_bad_base64_fails_without_the_value() {
+        let bin = to_engine(&[0, 159, 255, 10]);
+        let enc = call("b64enc", &[s(&bin)]).unwrap();
+        assert_eq!(strval(&call("b64dec", &[enc]).unwrap()), bin);
+        let e = call("b64dec", &[s("not-base64-SECRET")]).unwrap_err().to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Templates: `spec.target.template` and `templateFrom`, so ESO manifests with templates render
+//! unchanged, plus `dataFrom[].rewrite[].transform`.
+//!
+//! Two engines share one function library ([`funcs`]) and one byte model ([`bytes`]):
+//! - Go `text/template` through `gotmpl` (ESO's `engineVersion: v2`, the default), with
+//!   `missingkey=error` as ESO since v0.9.19 (#2497);
+//! - handlebars, for new templates, chosen per ExternalSecret with the annotation
+//!   `extsecret.io/template-engine: handlebars` (so the spec stays valid under ESO's CRD), with HTML
+//!   escaping off and strict mode on.
+//!
+//! Errors name the template (its key) and the position in it, never a value: an engine message
+//! that would quote a value of the context is withheld.
+
+pub mod apply;
+pub mod bytes;
+pub mod funcs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Annotation selecting the template engine of an ExternalSecret.
+pub const ENGINE_ANNOTATION: &str = "extsecret.io/template-engine";
+
+/// Template engine of an ExternalSecret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Go text/template (ESO engine v2).
+    Go,
+    Handlebars,
+}
+
+impl Engine {
+    /// From the ExternalSecret's annotations: `handlebars`, `go` (or absent) — anything else is an error.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Result<Engine, String> {
+        match annotations.get(ENGINE_ANNOTATION).map(String::as_str) {
+            None | Some("go") | Some("gotemplate") | Some("") => Ok(Engine::Go),
+            Some("handlebars") => Ok(Engine::Handlebars),
+            Some(other) => Err(format!("annotation {ENGINE_ANNOTATION}: unknown engine `{other}` (go or handlebars)")),
+        }
+    }
+}
+
+/// The data a template sees: key to bytes.
+pub type Context = BTreeMap<String, Vec<u8>>;
+
+/// Renders `source` (UTF-8 template text) against `context`; returns the rendered bytes.
+/// `name` identifies the template in errors (e.g. `data.tls.crt`).
+pub fn render(engine: Engine, name: &str, source: &str, context: &Context) -> Result<Vec<u8>, String> {
+    let result = match engine {
+        Engine::Go => render_go(name, source, context),
+        Engine::Handlebars => render_handlebars(name, source, context),
+    };
+    result.map_err(|msg| withhold_values(msg, context))
+}
+
+/// Replaces an error message that quotes any value of the context (engines may print operands).
+fn withhold_values(msg: String, context: &Context) -> String {
+    let leaks = context.values().filter(|v| v.len() >= 3).any(|v| {
+        let engine = bytes::to_engine(v);
+        let text = String::from_utf8_lossy(v);
+        msg.contains(engine.as_str()) || msg.contains(text.as_ref())
+    });
+    if leaks {
+        "template execution failed (the engine's message is withheld because it quotes a secret value)".into()
+    } else {
+        msg
+    }
+}
+
+fn go_context(context: &Context) -> gotmpl::Value {
+    gotmpl::Value::Map(Arc::new(
+        context
+            .iter()
+            .map(|(k, v)| (Arc::from(bytes::text_to_engine(k).as_str()), gotmpl::Value::String(Arc::from(bytes::to_engine(v).as_str()))))
+            .collect(),
+    ))
+}
+
+fn render_go(name: &str, source: &str, context: &Context) -> Result<Vec<u8>, String> {
+    let template = gotmpl::Template::new(name)
+        .missing_key(gotmpl::MissingKey::Error)
+        .max_range_iters(1_000_000)
+        .funcs(funcs::library())
+        .parse(&bytes::text_to_engine(source))
+        .map_err(|e| bytes::engine_to_text(&e.to_string()).unwrap_or_else(|_| e.to_string()))?;
+    let out = template.execute_to_string(&go_context(context)).map_err(|e| {
+        let msg = bytes::engine_to_text(&e.to_string()).unwrap_or_else(|_| e.to_string());
+        // Execution errors carry no position: point at the first use of the name they mention.
+        let at = match &e {
+            gotmpl::TemplateError::UndefinedFunction(f) => position_of(source, f, false),
+            gotmpl::TemplateError::MissingKey { key } => position_of(source, key, true),
+            gotmpl::TemplateError::Exec(m) => m.split(':').next().and_then(|f| position_of(source, f.trim(), false)),
+            _ => None,
+        };
+        match at {
+            Some((line, col)) => format!("template: {name}:{line}:{col}: {msg}"),
+            None => format!("template: {name}: {msg}"),
+        }
+    })?;
+    bytes::from_engine(&out)
+}
+
+/// Line and column (1-based) of the first whole-word use of `word` inside an action (`{{ }}`);
+/// `field` looks for `.word`.
+fn position_of(source: &str, word: &str, field: bool) -> Option<(usize, usize)> {
+    if word.is_empty() {
+        return None;
+    }
+    let needle = if field { format!(".{word}") } else { word.to_string() };
+    let mut from = 0;
+    while let Some(found) = source[from..].find(&needle) {
+        let start = from + found;
+        let end = start + needle.len();
+        let before_ok = field || source[..start].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        let after_ok = source[end..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let in_action = source[..start].rfind("{{").is_some_and(|open| source[open..start].find("}}").is_none());
+        if before_ok && after_ok && in_action {
+            let line = source[..start].matches('\n').count() + 1;
+            let col = start - source[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            return Some((line, col));
+        }
+        from = end;
+    }
+    None
+}
+
+fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<u8>, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    for (fname, func) in funcs::library() {
+        if fname != "index" {
+            hb.register_helper(&fname, Box::new(FuncHelper(func)));
+        }
+    }
+    hb.register_template_string(name, bytes::text_to_engine(source))
+        .map_err(|e| format!("template: {name}: {}", bytes::engine_to_text(&e.to_string()).unwrap_or_default()))?;
+    let data: serde_json::Map<String, serde_json::Value> =
+        context.iter().map(|(k, v)| (bytes::text_to_engine(k), serde_json::Value::String(bytes::to_engine(v)))).collect();
+    let out =
+        hb.render(name, &data).map_err(|e| format!("template: {name}: {}", bytes::engine_to_text(&e.to_string()).unwrap_or_default()))?;
+    bytes::from_engine(&out)
+}
+
+/// A library function as a handlebars helper; values cross over as JSON.
+struct FuncHelper(gotmpl::ValueFunc);
+
+impl handlebars::HelperDef for FuncHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        _: &'reg handlebars::Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+    ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
+        let args: Vec<gotmpl::Value> = h.params().iter().map(|p| json_to_go(p.value())).collect();
+        let out = (self.0)(&args).map_err(|e| handlebars::RenderErrorReason::Other(format!("{}: {e}", h.name())))?;
+        Ok(handlebars::ScopedJson::Derived(go_to_json(&out)))
+    }
+}
+
+fn json_to_go(v: &serde_json::Value) -> gotmpl::Value {
+    use gotmpl::Value as G;
+    match v {
+        serde_json::Value::Null => G::Nil,
+        serde_json::Value::Bool(b) => G::Bool(*b),
+        serde_json::Value::Number(n) => {
+            n.as_i64().map(G::Int).or_else(|| n.as_u64().map(G::Uint)).unwrap_or_else(|| G::Float(n.as_f64().unwrap_or(0.0)))
+        }
+        serde_json::Value::String(s) => G::String(Arc::from(s.as_str())),
+        serde_json::Value::Array(a) => G::List(a.iter().map(json_to_go).collect::<Vec<_>>().into()),
+        serde_json::Value::Object(o) => G::Map(Arc::new(o.iter().map(|(k, v)| (Arc::from(k.as_str()), json_to_go(v))).collect())),
+    }
+}
+
+fn go_to_json(v: &gotmpl::Value) -> serde_json::Value {
+    use gotmpl::Value as G;
+    match v {
+        G::Nil => serde_json::Value::Null,
+        G::Bool(b) => serde_json::Value::Bool(*b),
+        G::Int(i) => serde_json::Value::from(*i),
+        G::Uint(u) => serde_json::Value::from(*u),
+        G::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        G::String(s) => serde_json::Value::String(s.to_string()),
+        G::List(l) => serde_json::Value::Array(l.iter().map(go_to_json).collect()),
+        G::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), go_to_json(v))).collect()),
+        _ => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(pairs: &[(&str, &[u8])]) -> Context {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+    }
+
+    fn go(src: &str, c: &Context) -> Result<Vec<u8>, String> {
+        render(Engine::Go, "t", src, c)
+    }
+
+    #[test]
+    fn go_templates_render_like_text_template() {
+        let c = ctx(&[("user", b"admin"), ("pass-word", b"p@ss"), ("cfg", br#"{"appId":12345678}"#)]);
+        assert_eq!(go("{{ .user }}:{{ index . \"pass-word\" }}", &c).unwrap(), b"admin:p@ss");
+        assert_eq!(
+            go("{{- range $k, $v := . }}{{ $k }}={{ $v | upper }};{{ end -}}", &ctx(&[("a", b"x"), ("b", b"y")])).unwrap(),
+            b"a=X;b=Y;"
+        );
+        assert_eq!(go("{{ printf \"%s-%d\" .user 7 }}", &c).unwrap(), b"admin-7");
+        assert_eq!(go("{{ (.cfg | fromJson).appId }}", &c).unwrap(), b"12345678");
+        assert_eq!(go("{{ if eq .user \"admin\" }}yes{{ else }}no{{ end }}", &c).unwrap(), b"yes");
+    }
+
+    #[test]
+    fn missing_keys_follow_eso() {
+        let c = ctx(&[("user", b"admin")]);
+        let e = go("{{ .missing }}", &c).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+        assert_eq!(go("{{ index . \"missing\" | default \"x\" }}", &c).unwrap(), b"x");
+        assert!(go("{{ .missing | default \"x\" }}", &c).is_err());
+    }
+
+    #[test]
+    fn bytes_pass_through_pipelines() {
+        let bin: Vec<u8> = vec![0, 1, 254, 255, b'\n'];
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bin);
+        let c = ctx(&[("ks", b64.as_bytes()), ("raw", &bin)]);
+        assert_eq!(go("{{ .ks | b64dec | b64enc }}", &c).unwrap(), b64.as_bytes());
+        assert_eq!(go("{{ .ks | b64dec }}", &c).unwrap(), bin);
+        assert_eq!(go("é{{ .raw }}", &c).unwrap(), [&"é".as_bytes()[..], &bin[..]].concat());
+    }
+
+    #[test]
+    fn errors_give_positions_and_name_unsupported_functions_without_values() {
+        let c = ctx(&[("pw", b"hunter2-secret")]);
+        let e = go("line1\n{{ .pw | nosuchfunc }}", &c).unwrap_err();
+        assert!(e.contains("nosuchfunc") && e.contains(":2:"), "{e}");
+        let e = go("{{ .pw | pkcs12key }}", &c).unwrap_err();
+        assert!(e.contains("pkcs12key") && e.contains("not supported yet"), "{e}");
+        let e = go("{{ .pw | b64dec }}", &c).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = go("{{ env \"HOME\" }}", &c).unwrap_err();
+        assert!(e.contains("env"), "{e}");
+    }
+
+    #[test]
+    fn handlebars_shares_the_library_without_html_escaping() {
+        let c = ctx(&[("user", b"<admin>"), ("pass-word", b"p&ss")]);
+        let out = render(Engine::Handlebars, "t", "{{user}}:{{[pass-word]}}:{{b64enc user}}:{{upper (b64dec (b64enc user))}}", &c).unwrap();
+        assert_eq!(out, b"<admin>:p&ss:PGFkbWluPg==:<ADMIN>");
+        assert!(render(Engine::Handlebars, "t", "{{missing}}", &c).is_err());
+    }
+}
