@@ -196,7 +196,6 @@ pub const NOT_YET: &[&str] = &[
     "pemToPkcs12Pass",
     "fullPemToPkcs12",
     "fullPemToPkcs12Pass",
-    "filterPEM",
     "filterCertChain",
     "certSANs",
     "jwkPublicKeyPem",
@@ -209,6 +208,39 @@ pub const NOT_YET: &[&str] = &[
 /// Functions sprig has that are refused on purpose (environment, time or randomness).
 pub const REFUSED: &[&str] =
     &["env", "expandenv", "now", "date", "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "uuidv4", "getHostByName"];
+
+/// Go's `fmt.Sprintf` for the verbs templates use: `%s`, `%v`, `%d`, `%q`, `%x`, `%X`, `%%`
+/// (no width or precision). gotmpl has Go's `printf` built in; this one serves handlebars.
+pub fn go_printf(name: &str, args: &[Value]) -> FResult {
+    let (format, rest) = args.split_first().ok_or_else(|| TemplateError::ArgCount { name: name.into(), expected: 1, got: 0 })?;
+    let format = strval(format);
+    let mut out = String::new();
+    let mut next = rest.iter();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let verb = chars.next().ok_or_else(|| err(name, "format ends with %"))?;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = next.next() else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        match verb {
+            's' | 'v' | 'd' => out.push_str(&strval(arg)),
+            'q' => out.push_str(&text_to_engine(&go_quote(&bytes_of(name, arg)?))),
+            'x' => out.push_str(&bytes_of(name, arg)?.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            'X' => out.push_str(&bytes_of(name, arg)?.iter().map(|b| format!("{b:02X}")).collect::<String>()),
+            other => return Err(err(name, format!("verb %{other} is not supported"))),
+        }
+    }
+    Ok(s(&out))
+}
 
 /// The function map shared by both engines.
 pub fn library() -> FuncMap {
@@ -382,6 +414,16 @@ pub fn library() -> FuncMap {
             arity(n, a, 2)?;
             let re = regex::Regex::new(&engine_key(&strval(&a[0]))).map_err(|_| err(n, "invalid regular expression"))?;
             Ok(Value::Bool(re.is_match(&engine_key(&strval(&a[1])))))
+        }),
+        // ESO's `filterPEM TYPE input`: the PEM blocks of that type (case-insensitive), re-encoded
+        // as Go's pem.Encode does (64-column base64, LF).
+        f("filterPEM", |n, a| {
+            arity(n, a, 2)?;
+            let wanted = engine_key(&strval(&a[0]));
+            let blocks = pem::parse_many(bytes_of(n, &a[1])?).map_err(|_| err(n, "the input holds no valid PEM block"))?;
+            let kept: Vec<pem::Pem> = blocks.into_iter().filter(|b| b.tag().eq_ignore_ascii_case(&wanted)).collect();
+            let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+            Ok(s(&text_to_engine(&pem::encode_many_config(&kept, config))))
         }),
         // Go's `index` returns the zero value for an absent map key, and ESO's data is a
         // map[string]string: `index . "missing"` is "" (so `| default` works), not an error.

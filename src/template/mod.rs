@@ -133,6 +133,7 @@ fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<
             hb.register_helper(&fname, Box::new(FuncHelper(func)));
         }
     }
+    hb.register_helper("printf", Box::new(FuncHelper(Arc::new(|args: &[gotmpl::Value]| funcs::go_printf("printf", args)))));
     hb.register_template_string(name, bytes::text_to_engine(source))
         .map_err(|e| format!("template: {name}: {}", bytes::engine_to_text(&e.to_string()).unwrap_or_default()))?;
     let data: serde_json::Map<String, serde_json::Value> =

@@ -1,0 +1,240 @@
+//! Templates end to end through `extsecret render` on the fake store: ESO's documented template
+//! examples (docker config JSON, TLS from PEM, templateFrom ConfigMap and literal, labels and
+//! annotations, mergePolicy Merge, rewrite transform) with exact output bytes, the same cases in
+//! handlebars, and the missing-key and unsupported-construct errors.
+
+mod common;
+
+use base64::Engine as _;
+use common::{extsecret, failed, ok, run};
+
+const STORE: &str = r#"apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: fake, namespace: apps}
+spec:
+  provider:
+    fake:
+      data:
+        - {key: registry, value: '{"host":"registry.example.com","username":"robot","password":"pa$$-VALUE-1"}'}
+        - {key: db, value: '{"user":"admin","password":"db-VALUE-2","port":5432,"cfg":"{\"appId\":12345678}"}'}
+        - {key: app-name, value: checkout}
+        - {key: pem-bundle, value: "junk\n-----BEGIN CERTIFICATE-----\nQ0VSVElGSUNBVEUtMTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDEyMzQ1Njc4OTA=\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nS0VZLVZBTFVFLTM=\n-----END PRIVATE KEY-----\n"}
+        - {key: keystore, value: AAH+/wpiaW5hcnk=}
+"#;
+
+fn es(name: &str, annotations: &str, spec: &str) -> String {
+    format!("---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata:\n  name: {name}\n  namespace: apps\n  labels: {{team: shop}}\n{annotations}spec:\n  secretStoreRef: {{name: fake}}\n{spec}")
+}
+
+fn render(extra: &str) -> std::process::Output {
+    run(extsecret(&["render", "-o", "json"]), Some(format!("{STORE}{extra}").as_bytes()))
+}
+
+/// The rendered Secrets as (name, type, labels, annotations, data decoded to text).
+fn secrets(out: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "Secret").cloned().collect()
+}
+
+fn data(secret: &serde_json::Value, key: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][key].as_str().unwrap_or_else(|| panic!("no key {key} in {secret}")))
+        .unwrap()
+}
+
+fn text(secret: &serde_json::Value, key: &str) -> String {
+    String::from_utf8(data(secret, key)).unwrap()
+}
+
+const HB: &str = "  annotations: {extsecret.io/template-engine: handlebars}\n";
+
+#[test]
+fn docker_config_json_as_in_eso_docs() {
+    let spec = r#"  dataFrom: [{extract: {key: registry}}]
+  target:
+    name: regcred
+    template:
+      type: kubernetes.io/dockerconfigjson
+      data:
+        .dockerconfigjson: '{"auths":{"{{ .host }}":{"username":"{{ .username }}","password":"{{ .password }}","auth":"{{ printf "%s:%s" .username .password | b64enc }}"}}}'
+"#;
+    let hb_spec = spec
+        .replace(r#"{{ .host }}"#, "{{host}}")
+        .replace("{{ .username }}", "{{username}}")
+        .replace("{{ .password }}", "{{password}}")
+        .replace(r#"{{ printf "%s:%s" .username .password | b64enc }}"#, r#"{{b64enc (printf "%s:%s" username password)}}"#);
+    let out = ok(&render(&format!("{}{}", es("go", "", spec), es("hb", HB, &hb_spec).replace("name: regcred", "name: regcred-hb"))));
+    let expected = r#"{"auths":{"registry.example.com":{"username":"robot","password":"pa$$-VALUE-1","auth":"cm9ib3Q6cGEkJC1WQUxVRS0x"}}}"#;
+    for s in secrets(&out) {
+        assert_eq!(s["type"], "kubernetes.io/dockerconfigjson");
+        assert_eq!(text(&s, ".dockerconfigjson"), expected, "{}", s["metadata"]["name"]);
+        assert_eq!(s["data"].as_object().unwrap().len(), 1);
+        // No template metadata: the ExternalSecret's labels are kept; the engine annotation is not copied.
+        assert_eq!(s["metadata"]["labels"]["team"], "shop");
+        assert!(s["metadata"].get("annotations").is_none(), "{s}");
+    }
+}
+
+#[test]
+fn tls_from_pem_with_filter_pem() {
+    let spec = r#"  data: [{secretKey: bundle, remoteRef: {key: pem-bundle}}]
+  target:
+    template:
+      type: kubernetes.io/tls
+      data:
+        tls.crt: '{{ .bundle | filterPEM "CERTIFICATE" }}'
+        tls.key: '{{ .bundle | filterPEM "PRIVATE KEY" }}'
+"#;
+    let hb = spec
+        .replace(r#"{{ .bundle | filterPEM "CERTIFICATE" }}"#, r#"{{filterPEM "CERTIFICATE" bundle}}"#)
+        .replace(r#"{{ .bundle | filterPEM "PRIVATE KEY" }}"#, r#"{{filterPEM "PRIVATE KEY" bundle}}"#);
+    let out = ok(&render(&format!("{}{}", es("tls", "", spec), es("tls-hb", HB, &hb))));
+    for s in secrets(&out) {
+        assert_eq!(s["type"], "kubernetes.io/tls");
+        assert_eq!(
+            text(&s, "tls.crt"),
+            "-----BEGIN CERTIFICATE-----\nQ0VSVElGSUNBVEUtMTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2\nNzg5MDEyMzQ1Njc4OTA=\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(text(&s, "tls.key"), "-----BEGIN PRIVATE KEY-----\nS0VZLVZBTFVFLTM=\n-----END PRIVATE KEY-----\n");
+        assert!(s["data"].get("bundle").is_none());
+    }
+}
+
+#[test]
+fn template_from_config_map_stays_in_the_output() {
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: grafana-tpl, namespace: apps}\ndata:\n  config.yaml: |\n    datasources:\n    - type: prometheus\n      basicAuthUser: {{ .user }}\n      basicAuthPassword: {{ .password }}\n  hb.yaml: |\n    user: {{user}}\n";
+    let spec = "  dataFrom: [{extract: {key: db}}]\n  target:\n    template:\n      templateFrom:\n        - configMap: {name: grafana-tpl, items: [{key: config.yaml}]}\n";
+    let hb = "  dataFrom: [{extract: {key: db}}]\n  target:\n    template:\n      templateFrom:\n        - configMap: {name: grafana-tpl, items: [{key: hb.yaml, templateAs: KeysAndValues}]}\n";
+    let out = ok(&render(&format!("{cm}{}{}", es("grafana", "", spec), es("grafana-hb", HB, hb))));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["items"][0]["kind"], "ConfigMap", "a template source stays in the output");
+    let s = secrets(&out);
+    assert_eq!(text(&s[0], "config.yaml"), "datasources:\n- type: prometheus\n  basicAuthUser: admin\n  basicAuthPassword: db-VALUE-2\n");
+    assert_eq!(s[0]["data"].as_object().unwrap().len(), 1, "Replace: provider data is not kept");
+    assert_eq!(text(&s[1], "user"), "admin");
+    assert_eq!(s[1]["data"].as_object().unwrap().len(), 1);
+}
+
+#[test]
+fn literal_keys_and_values_labels_annotations_and_precedence() {
+    let spec = r#"  dataFrom: [{extract: {key: db}}]
+  data: [{secretKey: app, remoteRef: {key: app-name}}]
+  target:
+    template:
+      metadata:
+        labels: {app.kubernetes.io/name: '{{ .app }}'}
+        annotations: {db-user: '{{ .user | upper }}'}
+      templateFrom:
+        - literal: |
+            {{- range $k, $v := . }}
+            {{- if ne $k "cfg" }}
+            copy-{{ $k }}: {{ $v | quote }}
+            {{- end }}
+            {{- end }}
+        - target: Annotations
+          literal: "port: '{{ .port }}'"
+        - literal: "copy-user: overridden-by-data"
+      data:
+        copy-user: '{{ .user }}-from-data'
+        app-id: '{{ (.cfg | fromJson).appId }}'
+"#;
+    let out = ok(&render(&es("lit", "", spec)));
+    let s = &secrets(&out)[0];
+    let keys: Vec<&String> = s["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["app-id", "copy-app", "copy-password", "copy-port", "copy-user"]);
+    assert_eq!(text(s, "copy-user"), "admin-from-data", "template.data wins over templateFrom");
+    assert_eq!(text(s, "copy-port"), "5432");
+    assert_eq!(text(s, "copy-password"), "db-VALUE-2");
+    assert_eq!(text(s, "app-id"), "12345678", "fromJson keeps integers as written (ESO would print 1.2345678e+07)");
+    assert_eq!(
+        s["metadata"]["labels"],
+        serde_json::json!({"app.kubernetes.io/name": "checkout"}),
+        "template labels replace the copied ones"
+    );
+    assert_eq!(s["metadata"]["annotations"], serde_json::json!({"db-user": "ADMIN", "port": "5432"}));
+}
+
+#[test]
+fn merge_policy_keeps_provider_data_and_binary_survives() {
+    let spec = r#"  data:
+    - {secretKey: user, remoteRef: {key: db, property: user}}
+    - {secretKey: ks, remoteRef: {key: keystore}}
+  target:
+    template:
+      mergePolicy: Merge
+      data:
+        greeting: 'hello {{ .user }}'
+        keystore.bin: '{{ .ks | b64dec }}'
+        roundtrip: '{{ .ks | b64dec | b64enc }}'
+"#;
+    let hb = spec
+        .replace("hello {{ .user }}", "hello {{user}}")
+        .replace("{{ .ks | b64dec }}", "{{b64dec ks}}")
+        .replace("{{ .ks | b64dec | b64enc }}", "{{b64enc (b64dec ks)}}");
+    let out = ok(&render(&format!("{}{}", es("merge", "", spec), es("merge-hb", HB, &hb))));
+    for s in secrets(&out) {
+        assert_eq!(text(&s, "user"), "admin");
+        assert_eq!(text(&s, "greeting"), "hello admin");
+        assert_eq!(data(&s, "keystore.bin"), vec![0x00, 0x01, 0xfe, 0xff, b'\n', b'b', b'i', b'n', b'a', b'r', b'y']);
+        assert_eq!(text(&s, "roundtrip"), "AAH+/wpiaW5hcnk=");
+        assert_eq!(s["type"], "Opaque");
+    }
+}
+
+#[test]
+fn rewrite_transform_renames_keys() {
+    let spec = "  dataFrom:\n    - extract: {key: db}\n      rewrite:\n        - transform: {template: '{{ .value | upper }}'}\n        - regexp: {source: '^(.*)$', target: 'DB_${1}'}\n";
+    let hb = spec.replace("{{ .value | upper }}", "{{upper value}}");
+    let out = ok(&render(&format!("{}{}", es("rw", "", spec), es("rw-hb", HB, &hb))));
+    for s in secrets(&out) {
+        let keys: Vec<&String> = s["data"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["DB_CFG", "DB_PASSWORD", "DB_PORT", "DB_USER"]);
+    }
+}
+
+#[test]
+fn missing_keys_and_unsupported_constructs_fail_naming_the_template_without_values() {
+    let cases = [
+        (
+            "data: {k: '{{ .DOES_NOT_EXIST }}'}",
+            "spec.target.template.data.k: template: data.k:1:4: map has no entry for key: DOES_NOT_EXIST",
+        ),
+        (
+            "data: {k: '{{ .missing | default \"x\" }}'}",
+            "spec.target.template.data.k: template: data.k:1:4: map has no entry for key: missing",
+        ),
+        ("data: {k: '{{ .user | pkcs12key }}'}", "pkcs12key: this ESO function is not supported yet"),
+        ("data: {k: '{{ .user | nosuch }}'}", "template: data.k:1:12: undefined function: nosuch"),
+        ("data: {k: '{{ env \"HOME\" }}'}", "env: not available"),
+        ("data: {k: '{{ .password | b64dec }}'}", "b64dec: the input is not valid base64"),
+        ("data: {k: '{{ if }}'}", "spec.target.template.data.k: template: data.k:1"),
+        (
+            "templateFrom: [{configMap: {name: nowhere, items: [{key: a}]}}]",
+            "templateFrom[0].configMap.name: no ConfigMap `nowhere` in the input stream in namespace `apps`",
+        ),
+        ("templateFrom: [{literal: 'not: [a map'}]", "templateFrom[0].literal: the rendered text is not a YAML map"),
+        (
+            "templateFrom: [{target: Spec, literal: 'a: b'}]",
+            "templateFrom[0].target: target `spec` is not one of Data, Labels, Annotations",
+        ),
+    ];
+    for (template, expected) in cases {
+        let spec = format!("  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      {template}\n");
+        let err = failed(&render(&es("bad", "", &spec)));
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+        assert!(err.contains("ExternalSecret apps/bad"), "{err}");
+        for value in ["db-VALUE-2", "admin", "12345678"] {
+            assert!(!err.contains(value), "value leaked: {value}\n{err}");
+        }
+    }
+    // `index` yields an empty value for an absent key, so `default` applies (ESO's idiom, #3843).
+    let spec =
+        "  dataFrom: [{extract: {key: db}}]\n  target:\n    template:\n      data: {k: '{{ index . \"missing\" | default \"x\" }}'}\n";
+    assert_eq!(text(&secrets(&ok(&render(&es("idx", "", spec))))[0], "k"), "x");
+    // handlebars is strict too, and an unknown engine is refused.
+    let spec = "  dataFrom: [{extract: {key: db}}]\n  target:\n    template:\n      data: {k: '{{missing}}'}\n";
+    let err = failed(&render(&es("hbmiss", HB, spec)));
+    assert!(err.contains("spec.target.template.data.k: template: data.k"), "{err}");
+    let err = failed(&render(&es("eng", "  annotations: {extsecret.io/template-engine: jinja}\n", spec)));
+    assert!(err.contains("metadata.annotations: annotation extsecret.io/template-engine: unknown engine `jinja`"), "{err}");
+}
