@@ -127,18 +127,22 @@ pub async fn render_documents_indexed(
         roles.push(role);
     }
     check_targets(&ess, &existing_secrets, &docs, &mut problems);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    // Resolve even when other documents had problems, so one run reports every problem.
     let sources = template_sources(&docs, settings);
-    let secrets = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, &sources, settings)).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(Problem::new(format!(
+    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, &sources, settings)).await {
+        Ok(r) => r,
+        Err(_) => Err(Problem::new(format!(
             "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
             settings.timeout.as_secs_f32()
         ))
-            .into())
+        .into()),
+    };
+    let secrets = match resolved {
+        Ok(secrets) if problems.is_empty() => secrets,
+        Ok(_) => return Err(problems),
+        Err(p) => {
+            problems.extend(p);
+            return Err(problems);
         }
     };
     let mut out = Vec::with_capacity(docs.len());

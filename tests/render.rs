@@ -429,3 +429,33 @@ fn lists_are_expanded_and_empty_output_is_refused() {
     assert!(o.status.success());
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn problems_of_parsing_and_resolving_are_reported_together() {
+    let input = format!(
+        "{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: typo, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: a, remoteRef: {{key: token, propery: x}}}}]\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: missing, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: a, remoteRef: {{key: nope}}}}]\n"
+    );
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains("ExternalSecret team-a/typo: spec.data[0].remoteRef.propery: unknown field"), "{err}");
+    assert!(err.contains("ExternalSecret team-a/missing: spec.data[0].remoteRef.key: [NotFound]"), "{err}");
+}
+
+#[test]
+fn the_overall_deadline_fails_the_render_in_time() {
+    // A provider endpoint that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(64) {
+            held.push(s);
+        }
+    });
+    let input = "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: aws, namespace: team-a}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: aws}\n  data: [{secretKey: a, remoteRef: {key: k}}]\n";
+    let mut c = extsecret(&["render", "--timeout", "2s"]);
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
+    let start = std::time::Instant::now();
+    let err = failed(&run(c, Some(input.as_bytes())));
+    assert!(start.elapsed() < std::time::Duration::from_secs(15), "took {:?}", start.elapsed());
+    assert!(err.contains("deadline of 2s exceeded while reading from providers; nothing was rendered"), "{err}");
+}
