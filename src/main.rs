@@ -35,13 +35,50 @@ enum Command {
     },
 }
 
+/// Log levels: `EXTSECRET_LOG` (default `warn`) for this tool; the AWS SDK and HTTP stack are held
+/// at `error` whatever is asked, since their debug output includes request details such as the
+/// access key id.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let asked = std::env::var("EXTSECRET_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "warn".into());
+    let quiet = [
+        "aws_config",
+        "aws_smithy_runtime",
+        "aws_smithy_runtime_api",
+        "aws_smithy_http",
+        "aws_sdk_secretsmanager",
+        "aws_sdk_sts",
+        "aws_runtime",
+        "hyper",
+        "hyper_util",
+        "rustls",
+        "h2",
+    ];
+    let directives = std::iter::once(asked).chain(quiet.iter().map(|c| format!("{c}=error"))).collect::<Vec<_>>().join(",");
+    tracing_subscriber::EnvFilter::try_new(directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
+/// An empty `EXTSECRET_*` variable means "not set", and empty entries of path lists are ignored
+/// (`EXTSECRET_STORES=":a.yaml:"`), as an operator would expect from a container's env.
+fn normalize_env() {
+    for (key, value) in std::env::vars_os() {
+        let Some(key) = key.to_str().filter(|k| k.starts_with("EXTSECRET_")).map(str::to_string) else { continue };
+        let Some(value) = value.to_str() else { continue };
+        if value.trim().is_empty() {
+            std::env::remove_var(&key);
+        } else if key == "EXTSECRET_STORES" || key == "EXTSECRET_CREDENTIALS" {
+            let cleaned: Vec<&str> = value.split(':').filter(|p| !p.is_empty()).collect();
+            if cleaned.is_empty() {
+                std::env::remove_var(&key);
+            } else {
+                std::env::set_var(&key, cleaned.join(":"));
+            }
+        }
+    }
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EXTSECRET_LOG").unwrap_or_else(|_| "warn".into()))
-        .init();
+    normalize_env();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).with_env_filter(log_filter()).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async {
         tokio::spawn(exit_on_signal());
@@ -55,10 +92,16 @@ async fn dispatch() -> i32 {
     let mut args = std::env::args_os();
     let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
     if argv0.file_name().is_some_and(|n| n == "ExternalSecret") {
-        let Some(config) = args.next() else {
-            eprintln!("extsecret (kustomize legacy plugin): missing the config file argument");
+        let (Some(config), None) = (args.next(), args.next()) else {
+            eprintln!(
+                "extsecret (kustomize legacy plugin): usage: ExternalSecret CONFIG-FILE (kustomize passes the generator's config file)"
+            );
             return 2;
         };
+        if config.to_str().is_some_and(|c| c.starts_with('-')) {
+            eprintln!("extsecret (kustomize legacy plugin): usage: ExternalSecret CONFIG-FILE; for the CLI run `extsecret --help`");
+            return 2;
+        }
         let operator = match OperatorArgs::try_parse_env() {
             Ok(o) => o,
             Err(e) => {

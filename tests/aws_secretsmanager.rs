@@ -920,7 +920,7 @@ fn every_problem_of_a_run_is_reported_together_without_values() {
     let expected = [
         (
             at(1, "bad-property", "spec.data[1].remoteRef.property"),
-            format!("[NotFound] property `token` does not exist in the secret `{p}/json`"),
+            format!("[NotFound] property `token` does not exist in secret `{p}/json`"),
         ),
         (at(2, "bad-key", "spec.data[0].remoteRef.key"), format!("[NotFound] BatchGetSecretValue `{p}/nope`")),
         (at(3, "bad-extract", "spec.dataFrom[0].extract.key"), "the secret is not a JSON object".to_string()),

@@ -182,7 +182,7 @@ fn legacy_plugin_failure_fails_kubectl_with_our_message_and_no_value() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(o.stdout.is_empty(), "{}", stdout(&o));
     let err = stderr(&o);
-    assert!(err.contains("spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist in the secret `/demo/api` (SecretStore demo/demo-store)"), "{err}");
+    assert!(err.contains("spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist in secret `/demo/api` (SecretStore demo/demo-store)"), "{err}");
     assert!(err.contains("failure in plugin configured via"), "kustomize names the plugin: {err}");
     for value in ["tok-123", "dG9rLTEyMw==", "\"user\":\"api\""] {
         assert!(!err.contains(value), "a secret value reached stderr: {err}");
@@ -428,7 +428,12 @@ fn krm_generator_failure_returns_error_results_and_exit_1() {
     assert_eq!(results[0]["severity"], "error");
     assert_eq!(results[0]["field"]["path"], "spec.data[0].remoteRef.property");
     let message = results[0]["message"].as_str().unwrap();
-    assert!(message.contains("ExternalSecret demo/api: spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist in the secret `/demo/api`"), "{message}");
+    assert!(
+        message.contains(
+            "ExternalSecret demo/api: spec.data[0].remoteRef.property: [NotFound] property `missing` does not exist in secret `/demo/api`"
+        ),
+        "{message}"
+    );
     // No Secret is produced, and no value shows anywhere.
     assert!(out["items"].as_array().unwrap().iter().all(|i| i["kind"] != "Secret"));
     let all = format!("{}{}", stdout(&o), stderr(&o));
@@ -708,8 +713,11 @@ fn cmp_refuses_an_empty_render_unless_the_operator_allows_it() {
     }
     // Empty output would make Argo CD prune the whole Application.
     let mut c = cmp.generate();
-    c.env("ARGOCD_ENV_EXTSECRET_ALLOW_EMPTY", "true").env("PARAM_ALLOW_EMPTY", "true");
+    c.env("ARGOCD_ENV_EXTSECRET_ALLOW_EMPTY", "true");
     assert!(failed(&run(c, None)).contains("refusing empty output"));
+    let mut c = cmp.generate();
+    c.env("PARAM_ALLOW_EMPTY", "true");
+    assert!(failed(&run(c, None)).contains("unknown plugin parameter(s) PARAM_ALLOW_EMPTY"));
 
     let mut c = cmp.generate();
     c.env("EXTSECRET_ALLOW_EMPTY", "true");
@@ -742,12 +750,23 @@ fn cmp_ignores_stores_and_settings_the_application_could_set() {
             .env("ARGOCD_ENV_EXTSECRET_CREDENTIALS", cmp.root.join("does-not-exist"))
             .env("ARGOCD_ENV_EXTSECRET_NO_INPUT_STORES", "false")
             .env("ARGOCD_ENV_EXTSECRET_HELM_COMMAND", &fake_helm)
-            .env("PARAM_STORES", &evil)
-            .env("PARAM_EXTSECRET_STORES", &evil)
-            .env("PARAM_CREDENTIALS", cmp.root.join("does-not-exist"))
-            .env("PARAM_HELM_COMMAND", &fake_helm)
             .env("PARAM_RENDERER", "plain");
     };
+
+    // Parameters this plugin does not take are refused outright (a typo must not fall back to a
+    // default, and settings are never parameters).
+    for (param, value) in [
+        ("PARAM_STORES", evil.clone()),
+        ("PARAM_EXTSECRET_STORES", evil.clone()),
+        ("PARAM_CREDENTIALS", cmp.root.join("does-not-exist")),
+        ("PARAM_HELM_COMMAND", fake_helm.clone()),
+    ] {
+        let mut c = cmp.generate();
+        attempts(&mut c);
+        c.env(param, &value);
+        let err = failed(&run(c, None));
+        assert!(err.contains(&format!("unknown plugin parameter(s) {param}")), "{err}");
+    }
 
     // The operator's store serves the app; nothing of the folder above is read (it would be a
     // duplicate `demo-store`, and the credentials path does not even exist).

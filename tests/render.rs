@@ -324,8 +324,8 @@ spec:
     let err = failed(&render_stdin(&[], &input));
     for expected in [
         "ExternalSecret team-a/es: spec.data[0].remoteRef.key: [NotFound] secret `missing` not found in the fake store",
-        "spec.data[1].remoteRef.property: [NotFound] property `nope` does not exist in the secret `db`",
-        "spec.data[2].remoteRef.property: [NotFound] the secret is not valid JSON",
+        "spec.data[1].remoteRef.property: [NotFound] property `nope` does not exist in secret `db`",
+        "spec.data[2].remoteRef.property: [NotFound] the value is not valid JSON",
         "spec.data[3].remoteRef.decodingStrategy: decodingStrategy Base64: the value is not valid base64",
         "spec.dataFrom[0].extract.key: the secret is not a JSON object",
         "5 problem(s); nothing was written to stdout",
@@ -376,7 +376,7 @@ fn bad_input_names_file_and_document_and_prints_nothing() {
         (
             "utf8.yaml",
             b"apiVersion: v1\nkind: ConfigMap\ndata: {a: \"\xc3\x28\"}\n".to_vec(),
-            "utf8.yaml: document 0: invalid UTF-8 at byte 42",
+            "utf8.yaml: document 0: invalid UTF-8 at line 3 (byte 42)",
         ),
         ("nokind.yaml", b"apiVersion: v1\nmetadata: {name: x}\n".to_vec(), "nokind.yaml: document 0: object has no kind"),
         (
@@ -458,4 +458,73 @@ fn the_overall_deadline_fails_the_render_in_time() {
     let err = failed(&run(c, Some(input.as_bytes())));
     assert!(start.elapsed() < std::time::Duration::from_secs(15), "took {:?}", start.elapsed());
     assert!(err.contains("deadline of 2s exceeded while reading from providers; nothing was rendered"), "{err}");
+}
+
+#[test]
+fn external_secrets_cannot_hide_in_list_objects() {
+    // Argo CD flattens any object whose `items` is a sequence: so does the render.
+    let input = format!(
+        "{STORE}---\napiVersion: v1\nkind: SecretList\nitems:\n  - apiVersion: external-secrets.io/v1\n    kind: ExternalSecret\n    metadata: {{name: hidden, namespace: team-a}}\n    spec:\n      secretStoreRef: {{name: fake}}\n      data: [{{secretKey: a, remoteRef: {{key: token}}}}]\n"
+    );
+    assert_eq!(
+        ok(&render_stdin(&[], &input)),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hidden\n  namespace: team-a\ntype: Opaque\ndata:\n  a: dG9rLXZhbHVlLTE=\n"
+    );
+}
+
+#[test]
+fn names_keys_and_policies_the_api_server_or_a_render_cannot_take_are_refused() {
+    let cases = [
+        ("  data: [{secretKey: ..data, remoteRef: {key: token}}]", "spec.data[0].secretKey: `..data` is not a valid Secret key"),
+        (
+            "  target: {name: Bad_Name}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
+            "spec.target.name: `Bad_Name` is not a valid Secret name",
+        ),
+        (
+            "  target: {creationPolicy: Merge}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
+            "spec.target.creationPolicy: creationPolicy Merge merges into",
+        ),
+        (
+            "  target: {creationPolicy: None}\n  data: [{secretKey: a, remoteRef: {key: token}}]",
+            "spec.target.creationPolicy: creationPolicy None",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n{spec}\n");
+        let err = failed(&render_stdin(&[], &input));
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    let orphan = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  target: {{creationPolicy: Orphan}}\n  data: [{{secretKey: a, remoteRef: {{key: token}}}}]\n");
+    ok(&render_stdin(&[], &orphan));
+}
+
+#[test]
+fn a_namespace_selector_never_matches_a_namespace_whose_labels_are_unknown() {
+    let dir = tempdir();
+    let css = STORE
+        .replace("kind: SecretStore\nmetadata: {name: fake, namespace: team-a}", "kind: ClusterSecretStore\nmetadata: {name: shared}")
+        + "  conditions:\n    - namespaceSelector: {matchExpressions: [{key: tier, operator: NotIn, values: [untrusted]}]}\n";
+    write(dir.path(), "stores/css.yaml", &css);
+    let stores = dir.path().join("stores").display().to_string();
+    let es = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-x}\nspec:\n  secretStoreRef: {name: shared, kind: ClusterSecretStore}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n";
+    let err = failed(&render_stdin(&["--stores", &stores], es));
+    assert!(err.contains("its labels are unknown and no namespaceSelector can match"), "{err}");
+    write(dir.path(), "stores/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-x, labels: {tier: trusted}}\n");
+    ok(&render_stdin(&["--stores", &stores], es));
+}
+
+#[test]
+fn json_duplicate_keys_are_errors_and_yaml_errors_give_file_lines() {
+    let dir = tempdir();
+    let json = write(dir.path(), "dup.json", r#"{"apiVersion":"v1","kind":"ConfigMap","kind":"Secret"}"#);
+    let err = failed(&run(extsecret(&["render", json.to_str().unwrap()]), None));
+    assert!(err.contains("dup.json: document 0: invalid JSON: duplicate mapping key: kind"), "{err}");
+    assert!(!err.contains("Options"), "{err}");
+    let yaml = write(
+        dir.path(),
+        "second.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: \"unclosed\n",
+    );
+    let err = failed(&run(extsecret(&["render", yaml.to_str().unwrap()]), None));
+    assert!(err.contains("second.yaml: document 1: invalid YAML: unclosed quote at line 8"), "{err}");
 }

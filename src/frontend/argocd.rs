@@ -70,15 +70,21 @@ pub fn app_parameters(env: &dyn Fn(&str) -> Option<String>) -> Result<AppParamet
             let params: Vec<Value> = serde_json::from_str(&json).map_err(|_| "ARGOCD_APP_PARAMETERS is not a JSON array".to_string())?;
             for p in params {
                 match p.get("name").and_then(Value::as_str) {
-                    Some("renderer") => renderer = p.get("string").and_then(Value::as_str).map(str::to_string),
-                    Some("helm-value-files") => {
-                        files = p
-                            .get("array")
-                            .and_then(Value::as_array)
-                            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                            .unwrap_or_default()
+                    Some("renderer") => {
+                        renderer =
+                            Some(p.get("string").and_then(Value::as_str).map(str::to_string).ok_or("parameter renderer must be a string")?)
                     }
-                    _ => {}
+                    Some("helm-value-files") => {
+                        let items = p.get("array").and_then(Value::as_array).ok_or("parameter helm-value-files must be an array")?;
+                        files = items
+                            .iter()
+                            .map(|v| v.as_str().map(str::to_string).ok_or("parameter helm-value-files must hold strings"))
+                            .collect::<Result<_, _>>()?;
+                    }
+                    Some(other) => {
+                        return Err(format!("unknown plugin parameter `{other}` (this plugin takes renderer and helm-value-files)"))
+                    }
+                    None => return Err("ARGOCD_APP_PARAMETERS holds a parameter without a name".into()),
                 }
             }
         }
@@ -101,18 +107,33 @@ pub fn app_parameters(env: &dyn Fn(&str) -> Option<String>) -> Result<AppParamet
     Ok(AppParameters { renderer, helm_value_files })
 }
 
+/// Parameters given as `PARAM_*` that this plugin does not take (a typo such as `renderrer` must
+/// not silently fall back to `plain`).
+pub fn unknown_parameters(names: impl Iterator<Item = String>) -> Vec<String> {
+    let files = regex::Regex::new(r"^PARAM_HELM_VALUE_FILES_\d+$").expect("static regex");
+    names.filter(|n| n.starts_with("PARAM_") && n != "PARAM_RENDERER" && !files.is_match(n)).collect()
+}
+
 /// `argocd generate`: returns the exit code.
 pub async fn generate(args: GenerateArgs) -> i32 {
     let settings = args.operator.settings();
     let env = |k: &str| std::env::var(k).ok();
     let result = async {
+        let unknown = unknown_parameters(std::env::vars().map(|(k, _)| k));
+        if !unknown.is_empty() {
+            return Err(Problem::new(format!(
+                "unknown plugin parameter(s) {} (this plugin takes renderer and helm-value-files)",
+                unknown.join(", ")
+            ))
+            .into());
+        }
         let params = app_parameters(&env).map_err(|m| Problems::from(Problem::new(m)))?;
         let docs = match params.renderer {
             Renderer::Plain => input::read_inputs(std::slice::from_ref(&args.source_dir))?,
             Renderer::Kustomize => {
                 let mut argv: Vec<String> = args.kustomize_command.split_whitespace().map(str::to_string).collect();
                 argv.push(args.source_dir.display().to_string());
-                run_renderer(&argv, "kustomize").await?
+                run_renderer(&argv, "kustomize", settings.timeout).await?
             }
             Renderer::Helm => {
                 let release = env("ARGOCD_APP_NAME").filter(|n| !n.is_empty()).unwrap_or_else(|| "release".into());
@@ -128,7 +149,7 @@ pub async fn generate(args: GenerateArgs) -> i32 {
                     }
                     argv.extend(["-f".into(), args.source_dir.join(f).display().to_string()]);
                 }
-                run_renderer(&argv, "helm").await?
+                run_renderer(&argv, "helm", settings.timeout).await?
             }
         };
         let out = super::render_with_settings(docs, &settings).await?;
@@ -144,14 +165,12 @@ pub async fn generate(args: GenerateArgs) -> i32 {
 
 /// Runs a renderer (no shell) and parses its stdout; a non-zero exit fails the render with the
 /// renderer's stderr.
-async fn run_renderer(argv: &[String], what: &str) -> Result<Vec<manifest::Document>, Problems> {
+async fn run_renderer(argv: &[String], what: &str, timeout: std::time::Duration) -> Result<Vec<manifest::Document>, Problems> {
     let (program, rest) = argv.split_first().ok_or_else(|| Problem::new(format!("empty {what} command")))?;
-    let out = tokio::process::Command::new(program)
-        .args(rest)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
+    let run = tokio::process::Command::new(program).args(rest).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
+    let out = tokio::time::timeout(timeout, run)
         .await
+        .map_err(|_| Problem::new(format!("{what} did not finish within {}s (--timeout)", timeout.as_secs_f32())))?
         .map_err(|e| Problem::new(format!("cannot run {what} (`{program}`): {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -169,9 +188,11 @@ pub fn discover(dir: &Path) -> i32 {
         if !text.contains("ExternalSecret") {
             continue;
         }
-        let holds = manifest::parse_stream(&f.display().to_string(), text.as_bytes())
-            .map(|docs| docs.iter().any(|d| d.kind() == "ExternalSecret" && crate::api::eso_version(d.api_version()).is_some()))
-            .unwrap_or(false);
+        // Files that are not plain manifests (Helm templates) are matched on their text.
+        let holds = match manifest::parse_stream(&f.display().to_string(), text.as_bytes()) {
+            Ok(docs) => docs.iter().any(|d| d.kind() == "ExternalSecret" && crate::api::eso_version(d.api_version()).is_some()),
+            Err(_) => text.contains("external-secrets.io/") && text.lines().any(|l| l.trim() == "kind: ExternalSecret"),
+        };
         if holds {
             found.push_str(&format!("{}\n", f.display()));
         }
@@ -201,6 +222,25 @@ mod tests {
         assert_eq!(p, AppParameters { renderer: Renderer::Helm, helm_value_files: vec!["values-prod.yaml".into(), "env/b.yaml".into()] });
         let p = params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"renderer","string":"kustomize"}]"#)]).unwrap();
         assert_eq!(p.renderer, Renderer::Kustomize);
+    }
+
+    #[test]
+    fn unknown_or_mistyped_parameters_are_refused() {
+        assert_eq!(
+            unknown_parameters(
+                ["PARAM_RENDERRER".to_string(), "PARAM_RENDERER".into(), "PARAM_HELM_VALUE_FILES_3".into(), "HOME".into()].into_iter()
+            ),
+            ["PARAM_RENDERRER"]
+        );
+        assert!(params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"renderrer","string":"helm"}]"#)])
+            .unwrap_err()
+            .contains("unknown plugin parameter `renderrer`"));
+        assert!(params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"renderer","array":["helm"]}]"#)])
+            .unwrap_err()
+            .contains("must be a string"));
+        assert!(params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"helm-value-files","string":"a.yaml"}]"#)])
+            .unwrap_err()
+            .contains("must be an array"));
     }
 
     #[test]

@@ -76,6 +76,17 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     } else {
         inputs.extend(rl.items.iter().cloned());
     }
+    let not_objects: Vec<Problem> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            !(v.is_object() && v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string))
+        })
+        .map(|(i, _)| Problem::new(format!("item {i} of the ResourceList is not a Kubernetes object (a mapping with apiVersion and kind)")))
+        .collect();
+    if !not_objects.is_empty() {
+        return Err(Problems(not_objects));
+    }
     let docs: Vec<Document> = inputs
         .iter()
         .enumerate()

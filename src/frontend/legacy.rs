@@ -36,7 +36,9 @@ pub async fn run(config: &Path, mut operator: OperatorArgs) -> i32 {
             }
         }
         docs.extend(parse_stream(&format!("{root}/<generator config>"), &bytes)?);
-        super::render_with_settings(docs, &settings).await
+        let out = super::render_with_settings(docs, &settings).await?;
+        super::check_not_empty(&out, &settings)?;
+        Ok(out)
     }
     .await;
     match result {

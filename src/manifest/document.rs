@@ -48,9 +48,13 @@ pub fn parse_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems>
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            return Err(Problem::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-                .at(&Origin { file: file.to_string(), index: 0, item: None })
-                .into())
+            // Locate the bad byte: the document it falls in and the file line.
+            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let index = split_yaml(valid).len().saturating_sub(1);
+            let line = valid.matches('\n').count() + 1;
+            return Err(Problem::new(format!("invalid UTF-8 at line {line} (byte {})", e.valid_up_to()))
+                .at(&Origin { file: file.to_string(), index, item: None })
+                .into());
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -67,7 +71,7 @@ pub fn parse_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems>
         match parse_yaml_doc(raw) {
             Ok(Value::Null) => {}
             Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw.to_string()), value),
-            Err(msg) => problems.push(Problem::new(format!("invalid YAML (document starts at line {line}): {msg}")).at(&origin)),
+            Err(msg) => problems.push(Problem::new(format!("invalid YAML: {}", file_lines(&msg, line))).at(&origin)),
         }
     }
     problems.into_result(docs)
@@ -82,10 +86,16 @@ fn parse_json_stream(file: &str, text: &str) -> Option<Result<Vec<Document>, Pro
     while let Some(next) = stream.next() {
         let end = stream.byte_offset();
         match next {
-            Ok(value) => {
+            Ok(_) => {
                 let origin = Origin { file: file.to_string(), index, item: None };
                 let raw = text[start..end].trim().to_string();
-                push_document(&mut docs, &mut problems, origin, Some(raw), value);
+                // Parsed again by the YAML reader (JSON is YAML): duplicate keys are errors here too.
+                let leading = text[start..end].len() - text[start..end].trim_start().len();
+                let first_line = text[..start + leading].matches('\n').count() + 1;
+                match parse_yaml_doc(&raw) {
+                    Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw), value),
+                    Err(msg) => problems.push(Problem::new(format!("invalid JSON: {}", file_lines(&msg, first_line))).at(&origin)),
+                }
             }
             // Not JSON after all (YAML flow mappings also start with `{`): let the YAML reader try.
             Err(_) if index == 0 => return None,
@@ -114,22 +124,44 @@ fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Orig
         problems.push(Problem::new(format!("object has no {}", missing.join(" and "))).at(&doc.origin));
         return;
     }
-    if doc.kind() == "List" && doc.api_version() == "v1" {
-        let items = match doc.value.get("items") {
-            Some(Value::Array(items)) => items.clone(),
-            None | Some(Value::Null) => Vec::new(),
-            Some(_) => {
-                problems.push(Problem::new("`items` of a List must be a sequence").at(&doc.origin).field("items"));
-                return;
-            }
-        };
+    if let Some(items) = list_items(&doc) {
+        let items = items.clone();
         for (i, item) in items.into_iter().enumerate() {
             let origin = Origin { item: Some(i), ..doc.origin.clone() };
             push_document(docs, problems, origin, None, item);
         }
         return;
     }
+    if doc.kind() == "List" {
+        problems.push(Problem::new("`items` of a List must be a sequence").at(&doc.origin).field("items"));
+        return;
+    }
     docs.push(doc);
+}
+
+/// The items of a list object, expanded as Argo CD does for any object whose `items` is a
+/// sequence (`kind: List`, `SecretList`, ...): a list kind (`*List`), or `items` that are all
+/// Kubernetes objects. So an ExternalSecret can never hide in a list and reach the cluster.
+fn list_items(doc: &Document) -> Option<&Vec<Value>> {
+    if doc.kind() == "ResourceList" {
+        return None;
+    }
+    let items = match doc.value.get("items") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None if doc.kind().ends_with("List") => return Some(const { &Vec::new() }),
+        _ => return None,
+    };
+    let all_objects = !items.is_empty() && items.iter().all(|i| i.get("apiVersion").is_some() && i.get("kind").is_some());
+    (doc.kind().ends_with("List") || all_objects).then_some(items)
+}
+
+/// A parser message with its line numbers made file-relative (the document started at
+/// `first_line`) and the library's configuration hints removed.
+fn file_lines(msg: &str, first_line: usize) -> String {
+    let hint = regex::Regex::new(r",? ?set \w+ in Options( if acceptable)?").expect("static regex");
+    let msg = hint.replace_all(msg, "");
+    let line = regex::Regex::new(r"line (\d+)").expect("static regex");
+    line.replace_all(&msg, |c: &regex::Captures<'_>| format!("line {}", c[1].parse::<usize>().unwrap_or(0) + first_line - 1)).into_owned()
 }
 
 fn parse_yaml_doc(raw: &str) -> Result<Value, String> {
@@ -191,7 +223,7 @@ mod tests {
         let dup = parse_stream("d.yaml", b"apiVersion: v1\nkind: A\nkind: B\n").unwrap_err();
         assert!(dup.to_string().contains("d.yaml: document 0"), "{dup}");
         let bad = parse_stream("u.yaml", b"apiVersion: v1\nkind: \xff\n").unwrap_err();
-        assert!(bad.to_string().contains("invalid UTF-8 at byte 21"), "{bad}");
+        assert!(bad.to_string().contains("u.yaml: document 0: invalid UTF-8 at line 2 (byte 21)"), "{bad}");
         let nokind = parse_stream("k.yaml", b"apiVersion: v1\nmetadata: {name: x}\n").unwrap_err();
         assert!(nokind.to_string().contains("object has no kind"), "{nokind}");
         let bom = parse_stream("b.yaml", "\u{feff}apiVersion: v1\nkind: A\n".as_bytes()).unwrap();

@@ -73,7 +73,7 @@ pub fn parse_external_secret(doc: &Document, version: ApiVersion, settings: &Set
     }
     let mut spec_value = doc.value.get("spec").cloned().unwrap_or(Value::Null);
     if !spec_value.is_object() {
-        return Err(Problem::new("spec is required").at(&doc.origin).object(object).field("spec").into());
+        return Err(Problem::new("spec is required and must be a mapping").at(&doc.origin).object(object).field("spec").into());
     }
     if version == ApiVersion::V1alpha1 {
         map_v1alpha1(&mut spec_value);
@@ -114,11 +114,28 @@ fn validate(es: &ParsedExternalSecret, problems: &mut Problems) {
     if spec.data.is_empty() && spec.data_from.is_empty() {
         problems.push(es.problem("spec", "one of data or dataFrom is required"));
     }
+    let target_field = if spec.target.name.as_deref().is_some_and(|n| !n.is_empty()) { "spec.target.name" } else { "metadata.name" };
+    if let Some(why) = value::dns_subdomain_error(es.target_name()) {
+        problems.push(es.problem(target_field, format!("`{}` is not a valid Secret name ({why})", es.target_name())));
+    }
+    if let Some(why) = es.meta.namespace.as_deref().filter(|n| !n.is_empty()).and_then(value::dns_label_error) {
+        problems.push(es.problem("metadata.namespace", format!("not a valid namespace ({why})")));
+    }
+    // A render writes whole Secrets: policies that merge into (or skip) a Secret of the cluster
+    // need the controller.
+    match spec.target.creation_policy.as_deref() {
+        None | Some("") | Some("Owner") | Some("Orphan") => {}
+        Some(p @ ("Merge" | "CreateOrMerge" | "None")) => problems.push(es.problem(
+            "spec.target.creationPolicy",
+            format!("creationPolicy {p} merges into (or leaves alone) a Secret of the cluster, which a render cannot see; it would overwrite it with a whole Secret: use Owner or Orphan, or the controller"),
+        )),
+        Some(other) => problems.push(es.problem("spec.target.creationPolicy", format!("unknown creationPolicy `{other}` (Owner, Orphan, Merge, CreateOrMerge, None)"))),
+    }
     let mut seen = BTreeMap::new();
     for (i, d) in spec.data.iter().enumerate() {
         let field = format!("spec.data[{i}].secretKey");
-        if !value::is_valid_secret_key(&d.secret_key) {
-            problems.push(es.problem(&field, format!("`{}` is not a valid Secret key (must match ^[-._a-zA-Z0-9]+$)", d.secret_key)));
+        if let Some(why) = value::secret_key_error(&d.secret_key) {
+            problems.push(es.problem(&field, format!("`{}` is not a valid Secret key ({why})", d.secret_key)));
         }
         if let Some(first) = seen.insert(d.secret_key.clone(), i) {
             problems.push(es.problem(&field, format!("duplicate secretKey `{}` (also spec.data[{first}])", d.secret_key)));
@@ -337,9 +354,8 @@ impl Assembly<'_> {
                     let e = entry.extract.as_ref().expect("planned extract");
                     let result = self.read(&store, &key).and_then(|payload| {
                         let payload = match &e.property {
-                            Some(p) => {
-                                value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst).map_err(|m| format!("{m} {key}"))?
-                            }
+                            Some(p) => value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst)
+                                .map_err(|m| format!("{m} in secret {key}"))?,
                             None => payload.0.clone(),
                         };
                         value::expand_object(&payload).map_err(|m| format!("{m}: secret {key}"))
@@ -411,7 +427,7 @@ impl Assembly<'_> {
                         Some(p) if !p.is_empty() => match value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst) {
                             Ok(v) => v,
                             Err(m) => {
-                                problems.push(es.problem(format!("{base}.property"), format!("[NotFound] {m} {key} ({store})")));
+                                problems.push(es.problem(format!("{base}.property"), format!("[NotFound] {m} in secret {key} ({store})")));
                                 continue;
                             }
                         },
@@ -448,11 +464,9 @@ impl Assembly<'_> {
                     rendered.data = applied.data.into_iter().map(|(k, v)| (k, SecretValue(v))).collect();
                     rendered.labels = applied.labels.unwrap_or(rendered.labels);
                     rendered.annotations = applied.annotations.unwrap_or(rendered.annotations);
-                    for key in rendered.data.keys().filter(|k| !value::is_valid_secret_key(k)) {
-                        problems.push(es.problem(
-                            "spec.target.template",
-                            format!("template key `{key}` is not a valid Secret key (must match ^[-._a-zA-Z0-9]+$)"),
-                        ));
+                    for (key, why) in rendered.data.keys().filter_map(|k| value::secret_key_error(k).map(|w| (k, w))) {
+                        problems
+                            .push(es.problem("spec.target.template", format!("template key `{key}` is not a valid Secret key ({why})")));
                     }
                 }
                 Err(list) => {
@@ -523,9 +537,13 @@ fn insert_key(
     key: String,
     v: Vec<u8>,
 ) {
-    if value::is_valid_secret_key(&key) {
-        data.insert(key, SecretValue(v));
-    } else {
-        problems.push(es.problem(field, format!("remote key `{from}` becomes `{key}`, which is not a valid Secret key (must match ^[-._a-zA-Z0-9]+$; use rewrite or conversionStrategy)")));
+    match value::secret_key_error(&key) {
+        None => {
+            data.insert(key, SecretValue(v));
+        }
+        Some(why) => problems.push(es.problem(
+            field,
+            format!("remote key `{from}` becomes `{key}`, which is not a valid Secret key ({why}; use rewrite or conversionStrategy)"),
+        )),
     }
 }

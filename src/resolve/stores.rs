@@ -147,7 +147,10 @@ impl Catalog {
                     .filter_map(|k| k.namespace.clone())
                     .collect();
                 if elsewhere.is_empty() {
-                    Err(format!("no SecretStore `{}` in namespace `{ns}` (give it in the input or with --stores)", reference.name))
+                    Err(format!(
+                        "no SecretStore `{}` in namespace `{ns}` (give it with --stores, or in the input unless --no-input-stores)",
+                        reference.name
+                    ))
                 } else {
                     Err(format!(
                         "SecretStore `{}` exists only in namespace(s) {}; a SecretStore serves only its own namespace, not `{ns}`",
@@ -189,8 +192,9 @@ impl Catalog {
                 let labels = self.namespace_labels.get(ns);
                 let matched = match labels {
                     Some(labels) => sel.matches(labels).map_err(|e| format!("ClusterSecretStore `{name}`: {e}"))?,
-                    // Only the implicit name label is known without a Namespace manifest.
-                    None => sel.matches(&BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])).unwrap_or(false),
+                    // Without a Namespace manifest its labels are unknown: a selector (even a
+                    // negative one) cannot be shown to match, so it does not.
+                    None => false,
                 };
                 if matched {
                     return Ok(());
@@ -200,7 +204,7 @@ impl Catalog {
         let hint = if self.namespace_labels.contains_key(ns) {
             ""
         } else {
-            " (no Namespace manifest for it was given with --stores, so only its name label is known)"
+            " (no Namespace manifest for it was given with --stores, so its labels are unknown and no namespaceSelector can match)"
         };
         Err(format!("using ClusterSecretStore `{name}` is not allowed from namespace `{ns}`: denied by spec.conditions{hint}"))
     }

@@ -22,9 +22,9 @@ pub enum DotOrder {
 ///
 /// Errors: the payload is not UTF-8 JSON, or the property does not exist.
 pub fn select_property(payload: &[u8], property: &str, order: DotOrder) -> Result<Vec<u8>, String> {
-    let json = std::str::from_utf8(payload).map_err(|_| "the secret is not UTF-8 JSON, so `property` cannot be read".to_string())?;
+    let json = std::str::from_utf8(payload).map_err(|_| "the value is not UTF-8 JSON, so `property` cannot be applied".to_string())?;
     if !gjson::valid(json) {
-        return Err("the secret is not valid JSON, so `property` cannot be read".into());
+        return Err("the value is not valid JSON, so `property` cannot be applied".into());
     }
     let escaped = property.replace('.', "\\.");
     let candidates: Vec<&str> = match (property.contains('.'), order) {
@@ -38,7 +38,7 @@ pub fn select_property(payload: &[u8], property: &str, order: DotOrder) -> Resul
             return Ok(gjson_string(&v));
         }
     }
-    Err(format!("property `{property}` does not exist in the secret"))
+    Err(format!("property `{property}` does not exist"))
 }
 
 /// `gjson.Result.String()` of Go's gjson, as bytes.
@@ -55,8 +55,12 @@ pub fn gjson_string(v: &gjson::Value) -> Vec<u8> {
                 raw.as_bytes().to_vec()
             } else {
                 // Rust's `Display` for f64 is the shortest round-trip form without exponent, as Go's
-                // strconv.FormatFloat(f, 'f', -1, 64).
-                format!("{}", v.f64()).into_bytes()
+                // strconv.FormatFloat(f, 'f', -1, 64); out-of-range numbers are Go's `+Inf`/`-Inf`.
+                match v.f64() {
+                    f if f.is_infinite() && f > 0.0 => b"+Inf".to_vec(),
+                    f if f.is_infinite() => b"-Inf".to_vec(),
+                    f => format!("{f}").into_bytes(),
+                }
             }
         }
         gjson::Kind::Array | gjson::Kind::Object => v.json().as_bytes().to_vec(),
@@ -137,9 +141,49 @@ pub fn rewrite_key(key: &str, rewrites: &[(regex::Regex, String)]) -> String {
     rewrites.iter().fold(key.to_string(), |k, (re, target)| re.replace_all(&k, target.as_str()).into_owned())
 }
 
-/// Whether `key` is a valid Secret data key (`^[-._a-zA-Z0-9]+$`, at most 253 chars).
+/// Why `key` is not a valid Secret data key, as the API server checks it: `^[-._a-zA-Z0-9]+$`,
+/// at most 253 characters, not `.` or `..`, not starting with `..`. `None` when valid.
+pub fn secret_key_error(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("it is empty")
+    } else if key.len() > 253 {
+        Some("it is longer than 253 characters")
+    } else if !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+        Some("it must match ^[-._a-zA-Z0-9]+$")
+    } else if key == "." || key == ".." || key.starts_with("..") {
+        Some("`.`, `..` and keys starting with `..` are not allowed")
+    } else {
+        None
+    }
+}
+
+/// Whether `key` is a valid Secret data key (see [`secret_key_error`]).
 pub fn is_valid_secret_key(key: &str) -> bool {
-    !key.is_empty() && key.len() <= 253 && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    secret_key_error(key).is_none()
+}
+
+/// Why `name` is not a DNS-1123 subdomain (a Secret's name), `None` when it is one.
+pub fn dns_subdomain_error(name: &str) -> Option<&'static str> {
+    let label = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex");
+    if name.len() > 253 {
+        Some("it is longer than 253 characters")
+    } else if !label.is_match(name) {
+        Some("it must be lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit")
+    } else {
+        None
+    }
+}
+
+/// Why `name` is not a DNS-1123 label (a namespace), `None` when it is one.
+pub fn dns_label_error(name: &str) -> Option<&'static str> {
+    let label = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex");
+    if name.len() > 63 {
+        Some("it is longer than 63 characters")
+    } else if !label.is_match(name) {
+        Some("it must be lower-case letters, digits and `-`, starting and ending with a letter or digit")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +202,8 @@ mod tests {
         assert_eq!(prop(j, "neg"), "-3");
         assert_eq!(prop(j, "f"), "1.5");
         assert_eq!(prop(j, "e"), "1000");
+        assert_eq!(prop(r#"{"big":1e400,"small":-1e400}"#, "big"), "+Inf");
+        assert_eq!(prop(r#"{"big":1e400,"small":-1e400}"#, "small"), "-Inf");
         assert_eq!(prop(j, "t"), "true");
         assert_eq!(prop(j, "f2"), "false");
         assert_eq!(prop(j, "n"), "");
@@ -179,7 +225,7 @@ mod tests {
     #[test]
     fn missing_property_and_non_json_are_errors_without_values() {
         let e = select_property(br#"{"user":"admin"}"#, "pass", DotOrder::LiteralFirst).unwrap_err();
-        assert_eq!(e, "property `pass` does not exist in the secret");
+        assert_eq!(e, "property `pass` does not exist");
         let e = select_property(b"Secret123", "pass", DotOrder::LiteralFirst).unwrap_err();
         assert!(!e.contains("Secret123"));
     }
@@ -222,6 +268,13 @@ mod tests {
         assert!(is_valid_secret_key("a-b.c_D9"));
         assert!(!is_valid_secret_key("a/b"));
         assert!(!is_valid_secret_key(""));
+        for bad in [".", "..", "..data", &"a".repeat(254)] {
+            assert!(!is_valid_secret_key(bad), "{bad}");
+        }
+        assert!(is_valid_secret_key(".dockerconfigjson"));
+        assert_eq!(dns_subdomain_error("db-creds.v1"), None);
+        assert!(dns_subdomain_error("Bad_Name").is_some() && dns_subdomain_error("-a").is_some() && dns_subdomain_error("a/b").is_some());
+        assert!(dns_label_error("team.a").is_some());
     }
 
     #[test]
