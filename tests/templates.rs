@@ -203,7 +203,7 @@ fn missing_keys_and_unsupported_constructs_fail_naming_the_template_without_valu
             "data: {k: '{{ .missing | default \"x\" }}'}",
             "spec.target.template.data.k: template: data.k:1:4: map has no entry for key: missing",
         ),
-        ("data: {k: '{{ .user | pkcs12key }}'}", "pkcs12key: this ESO function is not supported yet"),
+        ("data: {k: '{{ .user | filterCertChain \"leaf\" }}'}", "filterCertChain: this ESO function is not supported yet"),
         ("data: {k: '{{ .user | nosuch }}'}", "template: data.k:1:12: undefined function: nosuch"),
         ("data: {k: '{{ env \"HOME\" }}'}", "env: not available"),
         ("data: {k: '{{ .password | b64dec }}'}", "b64dec: the input is not valid base64"),

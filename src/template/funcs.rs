@@ -16,13 +16,13 @@ use sha2::Digest;
 
 use super::bytes::{from_engine, text_to_engine, to_engine, with_text};
 
-type FResult = Result<Value, TemplateError>;
+pub(super) type FResult = Result<Value, TemplateError>;
 
-fn err(name: &str, msg: impl std::fmt::Display) -> TemplateError {
+pub(super) fn err(name: &str, msg: impl std::fmt::Display) -> TemplateError {
     TemplateError::Exec(format!("{name}: {msg}"))
 }
 
-fn s(v: &str) -> Value {
+pub(super) fn s(v: &str) -> Value {
     Value::String(Arc::from(v))
 }
 
@@ -50,7 +50,7 @@ pub fn is_empty(v: &Value) -> bool {
     }
 }
 
-fn arity(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
+pub(super) fn arity(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
     if args.len() == n {
         Ok(())
     } else {
@@ -58,7 +58,7 @@ fn arity(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
     }
 }
 
-fn bytes_of(name: &str, v: &Value) -> Result<Vec<u8>, TemplateError> {
+pub(super) fn bytes_of(name: &str, v: &Value) -> Result<Vec<u8>, TemplateError> {
     from_engine(&strval(v)).map_err(|e| err(name, e))
 }
 
@@ -181,29 +181,16 @@ fn map_of(name: &str, v: &Value) -> Result<Arc<BTreeMap<Arc<str>, Value>>, Templ
     }
 }
 
-fn f(name: &'static str, func: impl Fn(&'static str, &[Value]) -> FResult + Send + Sync + 'static) -> (String, gotmpl::ValueFunc) {
+pub(super) fn f(
+    name: &'static str,
+    func: impl Fn(&'static str, &[Value]) -> FResult + Send + Sync + 'static,
+) -> (String, gotmpl::ValueFunc) {
     (name.to_string(), Arc::new(move |args: &[Value]| func(name, args)))
 }
 
 /// Functions ESO offers that this tool does not implement yet: a template using one fails with
 /// a message naming it.
-pub const NOT_YET: &[&str] = &[
-    "pkcs12key",
-    "pkcs12keyPass",
-    "pkcs12cert",
-    "pkcs12certPass",
-    "pemToPkcs12",
-    "pemToPkcs12Pass",
-    "fullPemToPkcs12",
-    "fullPemToPkcs12Pass",
-    "filterCertChain",
-    "certSANs",
-    "jwkPublicKeyPem",
-    "jwkPrivateKeyPem",
-    "rsaDecrypt",
-    "pemTruststoreToPKCS12",
-    "pemTruststoreToPKCS12Pass",
-];
+pub const NOT_YET: &[&str] = &["filterCertChain", "certSANs", "rsaDecrypt", "pemTruststoreToPKCS12", "pemTruststoreToPKCS12Pass"];
 
 /// Functions sprig has that are refused on purpose (environment, time or randomness).
 pub const REFUSED: &[&str] =
@@ -442,6 +429,8 @@ pub fn library() -> FuncMap {
         }),
     ];
     m.extend(entries);
+    // PKCS#12 and JWK functions (ESO's `pkcs12*`, `pemToPkcs12*`, `fullPemToPkcs12*`, `jwk*Pem`).
+    m.extend(super::crypto::functions());
     for name in NOT_YET {
         let name: &'static str = name;
         m.insert(name.to_string(), Arc::new(move |_: &[Value]| Err(err(name, "this ESO function is not supported yet"))));

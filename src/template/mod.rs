@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod bytes;
+pub mod crypto;
 pub mod funcs;
 
 use std::collections::BTreeMap;
@@ -238,8 +239,8 @@ mod tests {
         let c = ctx(&[("pw", b"hunter2-secret")]);
         let e = go("line1\n{{ .pw | nosuchfunc }}", &c).unwrap_err();
         assert!(e.contains("nosuchfunc") && e.contains(":2:"), "{e}");
-        let e = go("{{ .pw | pkcs12key }}", &c).unwrap_err();
-        assert!(e.contains("pkcs12key") && e.contains("not supported yet"), "{e}");
+        let e = go("{{ .pw | filterCertChain \"leaf\" }}", &c).unwrap_err();
+        assert!(e.contains("filterCertChain") && e.contains("not supported yet"), "{e}");
         let e = go("{{ .pw | b64dec }}", &c).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         let e = go("{{ env \"HOME\" }}", &c).unwrap_err();
