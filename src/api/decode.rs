@@ -34,7 +34,7 @@ pub fn decode_strict<T: DeserializeOwned>(
 ) -> Result<(T, Vec<String>), Vec<FieldError>> {
     let mut unknown = Vec::new();
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(join(prefix, &format_path(&path)));
-    let ignored = serde_ignored::Deserializer::new(value, &mut record);
+    let ignored = serde_ignored::Deserializer::new(super::strict_value::Strict(value), &mut record);
     let decoded: Result<T, _> = serde_path_to_error::deserialize(ignored);
     match decoded {
         Err(e) => {
@@ -118,6 +118,14 @@ mod tests {
         let v = serde_json::json!({"data": [{"key": "a"}, {"key": "b", "propery": "x"}]});
         let errs = decode_strict::<Outer>(v, "spec", Strictness::Strict).unwrap_err();
         assert_eq!(errs[0].field, "spec.data[1].propery");
+    }
+
+    #[test]
+    fn a_sequence_where_a_mapping_is_expected_is_refused() {
+        let v = serde_json::json!({"data": [["a", "p"]]});
+        let errs = decode_strict::<Outer>(v, "spec", Strictness::Strict).unwrap_err();
+        assert_eq!(errs[0].field, "spec.data[0]");
+        assert!(errs[0].message.contains("expected a mapping"), "{}", errs[0].message);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod external_secret;
 pub mod meta;
 pub mod secret_store;
+pub mod strict_value;
 
 pub use decode::{decode_strict, Strictness};
 pub use external_secret::*;
