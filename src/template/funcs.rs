@@ -410,7 +410,8 @@ pub fn library() -> FuncMap {
             let blocks = pem::parse_many(bytes_of(n, &a[1])?).map_err(|_| err(n, "the input holds no valid PEM block"))?;
             let kept: Vec<pem::Pem> = blocks.into_iter().filter(|b| b.tag().eq_ignore_ascii_case(&wanted)).collect();
             let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-            Ok(s(&text_to_engine(&pem::encode_many_config(&kept, config))))
+            // Go writes each block with its own trailing newline, back to back (no blank line).
+            Ok(s(&text_to_engine(&kept.iter().map(|b| pem::encode_config(b, config)).collect::<String>())))
         }),
         // Go's `index` returns the zero value for an absent map key, and ESO's data is a
         // map[string]string: `index . "missing"` is "" (so `| default` works), not an error.
@@ -472,6 +473,16 @@ mod tests {
         assert_eq!(strval(&call("default", &[s("x"), s("y")]).unwrap()), "y");
         assert_eq!(strval(&call("indent", &[Value::Int(2), s("a\nb")]).unwrap()), "  a\n  b");
         assert_eq!(strval(&call("sha256sum", &[s("abc")]).unwrap()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn filter_pem_writes_blocks_back_to_back_as_go() {
+        let input = "x\n-----BEGIN CERTIFICATE-----\nYQ==\n-----END CERTIFICATE-----\n-----BEGIN KEY-----\nYg==\n-----END KEY-----\n-----BEGIN CERTIFICATE-----\nYw==\n-----END CERTIFICATE-----\n";
+        let out = strval(&call("filterPEM", &[s("CERTIFICATE"), s(input)]).unwrap());
+        assert_eq!(
+            out,
+            "-----BEGIN CERTIFICATE-----\nYQ==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nYw==\n-----END CERTIFICATE-----\n"
+        );
     }
 
     #[test]
