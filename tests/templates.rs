@@ -238,3 +238,35 @@ fn missing_keys_and_unsupported_constructs_fail_naming_the_template_without_valu
     let err = failed(&render(&es("eng", "  annotations: {extsecret.io/template-engine: jinja}\n", spec)));
     assert!(err.contains("metadata.annotations: annotation extsecret.io/template-engine: unknown engine `jinja`"), "{err}");
 }
+
+#[test]
+fn template_from_secret_literal_and_labels_in_handlebars() {
+    // A Secret of the stream as a template source (its data is base64, as in any Secret).
+    let tpl = base64::engine::general_purpose::STANDARD.encode("url: postgres://{{user}}@db:{{port}}/app\n");
+    let source = format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: dsn-tpl, namespace: apps}}\ndata:\n  dsn.yaml: {tpl}\n");
+    let spec = r#"  dataFrom: [{extract: {key: db}}]
+  target:
+    name: dsn
+    template:
+      metadata:
+        labels: {app: '{{lower "CHECKOUT"}}'}
+        annotations: {user: '{{user}}'}
+      templateFrom:
+        - secret: {name: dsn-tpl, items: [{key: dsn.yaml, templateAs: KeysAndValues}]}
+        - target: Labels
+          literal: "db-port: '{{port}}'"
+        - literal: |
+            {{#each this}}
+            copy-{{@key}}: {{quote this}}
+            {{/each}}
+"#;
+    let out = ok(&render(&format!("{source}{}", es("dsn", HB, spec))));
+    let s = &secrets(&out)[1];
+    assert_eq!(s["metadata"]["name"], "dsn");
+    let keys: Vec<&String> = s["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["copy-cfg", "copy-password", "copy-port", "copy-user", "url"]);
+    assert_eq!(text(s, "url"), "postgres://admin@db:5432/app");
+    assert_eq!(text(s, "copy-cfg"), r#"{"appId":12345678}"#);
+    assert_eq!(s["metadata"]["labels"], serde_json::json!({"app": "checkout", "db-port": "5432"}));
+    assert_eq!(s["metadata"]["annotations"], serde_json::json!({"user": "admin"}));
+}
