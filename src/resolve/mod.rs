@@ -256,12 +256,12 @@ pub async fn resolve(
                     regexp: f.name.as_ref().map(|n| n.regexp.clone()),
                     tags: f.tags.clone(),
                 };
-                let query = FindQuery {
+                // One query per distinct (store, find) of the run.
+                finds.entry((store.clone(), find.clone())).or_insert_with(|| FindQuery {
                     path: find.path.clone(),
                     name: find.regexp.as_ref().and_then(|r| regex::Regex::new(r).ok()),
                     tags: f.tags.clone(),
-                };
-                finds.insert((store.clone(), find.clone()), query);
+                });
                 plan.push(Planned::Find { index: i, store, find });
             }
         }

@@ -164,10 +164,12 @@ pub fn is_valid_secret_key(key: &str) -> bool {
 
 /// Why `name` is not a DNS-1123 subdomain (a Secret's name), `None` when it is one.
 pub fn dns_subdomain_error(name: &str) -> Option<&'static str> {
-    let label = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex");
+    static SUBDOMAIN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("static regex")
+    });
     if name.len() > 253 {
         Some("it is longer than 253 characters")
-    } else if !label.is_match(name) {
+    } else if !SUBDOMAIN.is_match(name) {
         Some("it must be lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit")
     } else {
         None
@@ -176,10 +178,11 @@ pub fn dns_subdomain_error(name: &str) -> Option<&'static str> {
 
 /// Why `name` is not a DNS-1123 label (a namespace), `None` when it is one.
 pub fn dns_label_error(name: &str) -> Option<&'static str> {
-    let label = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex");
+    static LABEL: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex"));
     if name.len() > 63 {
         Some("it is longer than 63 characters")
-    } else if !label.is_match(name) {
+    } else if !LABEL.is_match(name) {
         Some("it must be lower-case letters, digits and `-`, starting and ending with a letter or digit")
     } else {
         None
