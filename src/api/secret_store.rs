@@ -97,10 +97,70 @@ impl LabelSelector {
 pub enum ProviderSpec {
     Fake(FakeProvider),
     Aws(AwsProvider),
+    AzureKeyVault(AzureKvProvider),
 }
 
 /// Provider keys this tool implements, for error messages.
-pub const SUPPORTED_PROVIDERS: &[&str] = &["aws", "fake"];
+pub const SUPPORTED_PROVIDERS: &[&str] = &["aws", "azurekv", "fake"];
+
+/// `spec.provider.azurekv` (ESO `AzureKVProvider`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureKvProvider {
+    /// `https://NAME.vault.azure.net` (or the cloud's suffix).
+    pub vault_url: String,
+    /// `ServicePrincipal` (default), `ManagedIdentity` or `WorkloadIdentity`.
+    #[serde(default)]
+    pub auth_type: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// `PublicCloud` (default), `USGovernmentCloud`, `ChinaCloud`; `GermanCloud` was retired;
+    /// `AzureStackCloud` needs `customCloudConfig`.
+    #[serde(default)]
+    pub environment_type: Option<String>,
+    #[serde(default)]
+    pub auth_secret_ref: Option<AzureAuthSecretRef>,
+    /// ManagedIdentity: client id or resource id of a user-assigned identity.
+    #[serde(default)]
+    pub identity_id: Option<String>,
+    /// Needs an API server (TokenRequest): refused at render time.
+    #[serde(default)]
+    pub service_account_ref: Option<Value>,
+    /// ESO's switch between its two Go SDKs; meaningless here, accepted.
+    #[serde(default, rename = "useAzureSDK")]
+    pub use_azure_sdk: Option<bool>,
+    #[serde(default)]
+    pub custom_cloud_config: Option<AzureCustomCloudConfig>,
+}
+
+/// `azurekv.authSecretRef`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureAuthSecretRef {
+    #[serde(default)]
+    pub client_id: Option<SecretKeySelector>,
+    #[serde(default)]
+    pub client_secret: Option<SecretKeySelector>,
+    /// PEM holding the certificate and its private key (as ESO).
+    #[serde(default)]
+    pub client_certificate: Option<SecretKeySelector>,
+    #[serde(default)]
+    pub tenant_id: Option<SecretKeySelector>,
+}
+
+/// `azurekv.customCloudConfig`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCustomCloudConfig {
+    #[serde(default)]
+    pub active_directory_endpoint: Option<String>,
+    #[serde(default)]
+    pub key_vault_endpoint: Option<String>,
+    #[serde(default, rename = "keyVaultDNSSuffix")]
+    pub key_vault_dns_suffix: Option<String>,
+    #[serde(default)]
+    pub resource_manager_endpoint: Option<String>,
+}
 
 /// `spec.provider.fake` (ESO `FakeProvider`): values inline in the store.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@
 //! however many entries use it.
 
 pub mod aws;
+pub mod azure;
 pub mod fake;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,16 @@ pub trait Provider: Send + Sync {
 
     /// Reads one remote value.
     async fn get(&self, key: &RemoteKey) -> Result<SecretValue, ProviderError>;
+
+    /// Order of `property` lookups when the property has dots (ESO differs per provider).
+    fn property_order(&self) -> crate::resolve::value::DotOrder {
+        crate::resolve::value::DotOrder::LiteralFirst
+    }
+
+    /// Whether `dataFrom.extract` may read `key` (Azure: secrets only); the error says why not.
+    fn check_extract(&self, _key: &str) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Largest batch [`Provider::get_batch`] takes for this key; `1` means the key is read alone.
     fn batch_limit(&self, _key: &RemoteKey) -> usize {

@@ -312,7 +312,7 @@ pub async fn resolve(
     let fetched = fetch::fetch_all(&clients, reads, settings.concurrency).await;
 
     // 4. Assemble.
-    let ctx = Assembly { sources, fetched: &fetched, found: &found, broken: &broken };
+    let ctx = Assembly { sources, clients: &clients, fetched: &fetched, found: &found, broken: &broken };
     let mut secrets = Vec::with_capacity(ess.len());
     for (es, plan) in ess.iter().zip(plans) {
         let Some(plan) = plan else { continue };
@@ -325,6 +325,7 @@ pub async fn resolve(
 }
 
 struct Assembly<'a> {
+    clients: &'a BTreeMap<StoreKey, Arc<dyn Provider>>,
     sources: &'a crate::template::apply::TemplateSources,
     fetched: &'a HashMap<(StoreKey, RemoteKey), ReadResult>,
     found: &'a HashMap<(StoreKey, FindKey), Result<Vec<String>, ProviderError>>,
@@ -343,6 +344,11 @@ impl Assembly<'_> {
         }
     }
 
+    /// The store's `property` lookup order (ESO's differs per provider).
+    fn order(&self, store: &StoreKey) -> DotOrder {
+        self.clients.get(store).map_or(DotOrder::LiteralFirst, |c| c.property_order())
+    }
+
     fn assemble(&self, es: &ParsedExternalSecret, plan: Vec<Planned>) -> Result<RenderedSecret, Problems> {
         let mut problems = Problems::default();
         let mut data: BTreeMap<String, SecretValue> = BTreeMap::new();
@@ -352,9 +358,10 @@ impl Assembly<'_> {
                     let field = format!("spec.dataFrom[{index}].extract");
                     let entry = &es.spec.data_from[index];
                     let e = entry.extract.as_ref().expect("planned extract");
-                    let result = self.read(&store, &key).and_then(|payload| {
+                    let checked = self.clients.get(&store).map_or(Ok(()), |c| c.check_extract(&key.key));
+                    let result = checked.and_then(|_| self.read(&store, &key)).and_then(|payload| {
                         let payload = match &e.property {
-                            Some(p) => value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst)
+                            Some(p) => value::select_property(payload.as_bytes(), p, self.order(&store))
                                 .map_err(|m| format!("{m} in secret {key}"))?,
                             None => payload.0.clone(),
                         };
@@ -424,7 +431,7 @@ impl Assembly<'_> {
                         }
                     };
                     let selected = match &r.property {
-                        Some(p) if !p.is_empty() => match value::select_property(payload.as_bytes(), p, DotOrder::LiteralFirst) {
+                        Some(p) if !p.is_empty() => match value::select_property(payload.as_bytes(), p, self.order(&store)) {
                             Ok(v) => v,
                             Err(m) => {
                                 problems.push(es.problem(format!("{base}.property"), format!("[NotFound] {m} in secret {key} ({store})")));

@@ -243,6 +243,7 @@ impl Catalog {
     pub async fn build_provider(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
         match &store.provider {
             ProviderSpec::Fake(spec) => Ok(Arc::new(provider::fake::FakeClient::new(spec)?)),
+            ProviderSpec::AzureKeyVault(spec) => self.build_azure(store, spec),
             ProviderSpec::Aws(spec) => {
                 let auth = spec.auth.clone().unwrap_or_default();
                 if auth.jwt.is_some() {
@@ -269,6 +270,72 @@ impl Catalog {
                 Ok(Arc::new(provider::aws::AwsClient::new(spec, keys, settings.batch).await?))
             }
         }
+    }
+}
+
+impl Catalog {
+    /// The Azure client for a store: `authType` picks the credential; secrets come from
+    /// `--credentials`; `serviceAccountRef` (TokenRequest) is refused at render time.
+    fn build_azure(&self, store: &Store, spec: &api::AzureKvProvider) -> Result<Arc<dyn Provider>, ProviderError> {
+        use provider::azure::{AzureAuth, AzureClient, AzureCloud};
+        let config = |m: String| ProviderError::new(ErrorClass::Config, m);
+        let base = "spec.provider.azurekv";
+        if spec.vault_url.is_empty() {
+            return Err(config(format!("{base}.vaultUrl is required")));
+        }
+        if spec.service_account_ref.is_some() {
+            return Err(config(format!(
+                "{base}.serviceAccountRef needs a Kubernetes API server (TokenRequest): use the controller, or WorkloadIdentity with the pod's AZURE_FEDERATED_TOKEN_FILE at render time"
+            )));
+        }
+        let cloud = match spec.environment_type.as_deref().unwrap_or("PublicCloud") {
+            "" | "PublicCloud" => AzureCloud::Public,
+            "USGovernmentCloud" => AzureCloud::Government,
+            "ChinaCloud" => AzureCloud::China,
+            "GermanCloud" => return Err(config(format!("{base}.environmentType GermanCloud was retired by Microsoft in 2021"))),
+            "AzureStackCloud" => match spec.custom_cloud_config.as_ref().and_then(|c| c.active_directory_endpoint.clone()) {
+                Some(authority_host) => AzureCloud::Custom { authority_host },
+                None => {
+                    return Err(config(format!("{base}.environmentType AzureStackCloud needs customCloudConfig.activeDirectoryEndpoint")))
+                }
+            },
+            other => {
+                return Err(config(format!(
+                    "{base}.environmentType `{other}` is not one of PublicCloud, USGovernmentCloud, ChinaCloud, AzureStackCloud"
+                )))
+            }
+        };
+        let refs = spec.auth_secret_ref.clone().unwrap_or_default();
+        let read = |sel: &Option<SecretKeySelector>, field: &str| -> Result<Option<String>, ProviderError> {
+            sel.as_ref().map(|s| self.credential(store, s, &format!("{base}.authSecretRef.{field}"))).transpose()
+        };
+        let tenant =
+            || -> Result<Option<String>, ProviderError> { Ok(read(&refs.tenant_id, "tenantId")?.or_else(|| spec.tenant_id.clone())) };
+        let auth = match spec.auth_type.as_deref().unwrap_or("ServicePrincipal") {
+            "" | "ServicePrincipal" => {
+                let tenant_id = tenant()?.ok_or_else(|| config(format!("{base}.tenantId is required for ServicePrincipal")))?;
+                let client_id = read(&refs.client_id, "clientId")?
+                    .ok_or_else(|| config(format!("{base}.authSecretRef.clientId is required for ServicePrincipal")))?;
+                match (read(&refs.client_secret, "clientSecret")?, read(&refs.client_certificate, "clientCertificate")?) {
+                    (Some(secret), None) => AzureAuth::ClientSecret { tenant_id, client_id, secret },
+                    (None, Some(pem)) => AzureAuth::ClientCertificate { tenant_id, client_id, pem },
+                    (Some(_), Some(_)) => {
+                        return Err(config(format!("{base}.authSecretRef: set clientSecret or clientCertificate, not both")))
+                    }
+                    (None, None) => {
+                        return Err(config(format!(
+                            "{base}.authSecretRef: clientSecret or clientCertificate is required for ServicePrincipal"
+                        )))
+                    }
+                }
+            }
+            "ManagedIdentity" => AzureAuth::ManagedIdentity { identity_id: spec.identity_id.clone().filter(|i| !i.is_empty()) },
+            "WorkloadIdentity" => AzureAuth::WorkloadIdentity { tenant_id: tenant()?, client_id: read(&refs.client_id, "clientId")? },
+            other => {
+                return Err(config(format!("{base}.authType `{other}` is not one of ServicePrincipal, ManagedIdentity, WorkloadIdentity")))
+            }
+        };
+        Ok(Arc::new(AzureClient::new(&spec.vault_url, auth, cloud)?))
     }
 }
 
@@ -301,6 +368,11 @@ fn decode_provider(value: &Value, settings: &Settings) -> Result<ProviderSpec, V
             let (spec, warnings) = decode_strict::<AwsProvider>(inner, &field, settings.strictness)?;
             log_warnings(&field, &warnings);
             Ok(ProviderSpec::Aws(spec))
+        }
+        "azurekv" => {
+            let (spec, warnings) = decode_strict::<api::AzureKvProvider>(inner, &field, settings.strictness)?;
+            log_warnings(&field, &warnings);
+            Ok(ProviderSpec::AzureKeyVault(spec))
         }
         other => Err(err(&field, format!("provider `{other}` is not supported (supported: {})", api::SUPPORTED_PROVIDERS.join(", ")))),
     }
