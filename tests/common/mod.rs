@@ -143,3 +143,147 @@ pub fn aws_env(c: &mut Command, moto: &Moto) {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Azure Key Vault: the HTTPS stand-in of tests/support/keyvault_standin.py
+// ---------------------------------------------------------------------------------------------
+
+/// TLS material for the Key Vault stand-in, made once per test process with the `openssl` CLI: a
+/// CA (trusted by the binary through `SSL_CERT_FILE`) and a server certificate for IP 127.0.0.1.
+struct KeyVaultTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command line is needed");
+    assert!(out.status.success(), "openssl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn keyvault_tls() -> &'static KeyVaultTls {
+    static TLS: OnceLock<KeyVaultTls> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("keyvault-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n").unwrap();
+        std::fs::write(
+            dir.join("server.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+        )
+        .unwrap();
+        let serial = format!("0x{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        openssl(&dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
+        openssl(&dir, &["req", "-new", "-key", "ca.key", "-subj", "/CN=extsecret test CA", "-out", "ca.csr"]);
+        openssl(&dir, &["x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-days", "2", "-extfile", "ca.ext", "-out", "ca.pem"]);
+        openssl(&dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key"]);
+        openssl(&dir, &["req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr"]);
+        openssl(
+            &dir,
+            &[
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", &serial, "-days", "2", "-extfile",
+                "server.ext", "-out", "server.pem",
+            ],
+        );
+        KeyVaultTls { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
+    })
+}
+
+/// A running Key Vault stand-in (vault, Entra token endpoint and App Service managed-identity
+/// endpoint on one `https://127.0.0.1:PORT` origin), with its own configuration. It stops when
+/// dropped, and when this test process exits (it watches its stdin).
+pub struct KeyVault {
+    /// The vault URL, `https://127.0.0.1:PORT` (for `vaultUrl`).
+    pub url: String,
+    /// The Entra authority host, `https://127.0.0.1:PORT` (for `AZURE_AUTHORITY_HOST`).
+    pub authority: String,
+    /// The CA certificate (PEM) the stand-in's certificate is signed by (for `SSL_CERT_FILE`).
+    pub ca: PathBuf,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl KeyVault {
+    /// The App Service managed-identity endpoint (for `IDENTITY_ENDPOINT`).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.url)
+    }
+
+    /// Every request received so far (`GET /_admin/requests`), oldest first: objects with
+    /// `method`, `path`, `query`, `authorized`, `token_kind`, `status`, `client_id`, `tenant`,
+    /// `resource`.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let script = "import ssl,sys,urllib.request\nctx=ssl.create_default_context(cafile=sys.argv[2])\nsys.stdout.write(urllib.request.urlopen(sys.argv[1]+'/_admin/requests',context=ctx,timeout=30).read().decode())\n";
+        let out = Command::new("python3").args(["-c", script, &self.url]).arg(&self.ca).output().expect("python3");
+        assert!(out.status.success(), "reading the stand-in's request log failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .expect("utf8 log")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("request log line"))
+            .collect()
+    }
+}
+
+impl Drop for KeyVault {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts a Key Vault stand-in with `config` (see the docstring of
+/// `tests/support/keyvault_standin.py` for its shape).
+pub fn keyvault(config: &serde_json::Value) -> KeyVault {
+    let tls = keyvault_tls();
+    let dir = tempdir();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    let port_file = dir.path().join("port");
+    let log = std::fs::File::create(dir.path().join("standin.log")).unwrap();
+    let mut c = Command::new("python3");
+    c.arg(repo().join("tests/support/keyvault_standin.py"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--port-file")
+        .arg(&port_file)
+        .arg("--cert")
+        .arg(&tls.cert)
+        .arg("--key")
+        .arg(&tls.key)
+        .arg("--watch-stdin");
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port: u16 = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file).ok().and_then(|t| t.trim().parse().ok()) {
+            break p;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the Key Vault stand-in exited ({status}):\n{}",
+                std::fs::read_to_string(dir.path().join("standin.log")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "the Key Vault stand-in did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    KeyVault { authority: url.clone(), url, ca: tls.ca.clone(), port, _dir: dir, child: Some(child) }
+}
+
+/// Points the Azure SDK of a command at `kv`: trusts its CA (`SSL_CERT_FILE`, read by rustls'
+/// native roots) and sends token requests to it (`AZURE_AUTHORITY_HOST`). Inherited Azure identity
+/// variables are removed first, so no test reaches for a real identity endpoint.
+pub fn azure_env(c: &mut Command, kv: &KeyVault) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AZURE_") || k.starts_with("IDENTITY_") || k.starts_with("MSI_") || k == "IMDS_ENDPOINT" || k == "SSL_CERT_DIR" {
+            c.env_remove(k);
+        }
+    }
+    c.env("SSL_CERT_FILE", &kv.ca).env("AZURE_AUTHORITY_HOST", &kv.authority);
+}
