@@ -217,11 +217,11 @@ impl AzureClient {
         let body = response.into_body();
         let text = std::str::from_utf8(body.as_ref())
             .map_err(|_| ProviderError::new(ErrorClass::Other, format!("Azure Key Vault `{}`: {what}: unreadable answer", self.vault)))?;
-        let field = if metadata { "tags" } else { "key" };
-        let raw = gjson::get(text, field);
         if metadata {
-            return Ok(if raw.exists() { SecretValue(raw.json().as_bytes().to_vec()) } else { tags_json(Vec::new()) });
+            let tags: BTreeMap<String, String> = serde_json::from_str(gjson::get(text, "tags").json()).unwrap_or_default();
+            return Ok(tags_json(tags));
         }
+        let raw = gjson::get(text, "key");
         raw.exists()
             .then(|| SecretValue(raw.json().as_bytes().to_vec()))
             .ok_or_else(|| ProviderError::new(ErrorClass::Other, format!("Azure Key Vault `{}`: {what} has no JWK", self.vault)))
@@ -272,8 +272,20 @@ fn authority_host(cloud: &AzureCloud) -> Result<String, ProviderError> {
 fn map_error(vault: &str, what: &str, e: azure_core::Error) -> ProviderError {
     use azure_core::error::ErrorKind;
     match e.kind() {
-        ErrorKind::HttpResponse { status, error_code, .. } => {
+        ErrorKind::HttpResponse { status, error_code, raw_response } => {
             let code = error_code.clone().unwrap_or_else(|| format!("HTTP {}", u16::from(*status)));
+            // Key Vault answers a disabled object with 403 and an inner code (`SecretDisabled`).
+            let inner = raw_response.as_ref().and_then(|r| {
+                let body = std::str::from_utf8(r.body().as_ref()).ok()?;
+                let inner = gjson::get(body, "error.innererror.code");
+                inner.exists().then(|| inner.str().to_string())
+            });
+            if let Some(inner) = inner.filter(|c| c.ends_with("Disabled")) {
+                return ProviderError::new(
+                    ErrorClass::AccessDenied,
+                    format!("Azure Key Vault `{vault}`: {what} is disabled ({code}/{inner})"),
+                );
+            }
             let class = match u16::from(*status) {
                 404 => ErrorClass::NotFound,
                 401 | 403 => ErrorClass::AccessDenied,
@@ -286,17 +298,31 @@ fn map_error(vault: &str, what: &str, e: azure_core::Error) -> ProviderError {
         }
         ErrorKind::Credential => ProviderError::new(
             ErrorClass::AccessDenied,
-            format!("Azure Key Vault `{vault}`: {what}: could not get a token: {}", first_line(&e.to_string())),
+            format!("Azure Key Vault `{vault}`: {what}: could not get a token: {}", causes(&e)),
         ),
         ErrorKind::Connection | ErrorKind::Io => {
             ProviderError::new(ErrorClass::Unavailable, format!("Azure Key Vault `{vault}`: {what}: connection failed"))
         }
-        _ => ProviderError::new(ErrorClass::Other, format!("Azure Key Vault `{vault}`: {what}: {}", first_line(&e.to_string()))),
+        _ => ProviderError::new(ErrorClass::Other, format!("Azure Key Vault `{vault}`: {what}: {}", causes(&e))),
     }
 }
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// The error and its causes, first lines only (the identity service's `AADSTS` code is in a cause).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![first_line(&e.to_string()).to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let line = first_line(&cause.to_string()).to_string();
+        if !parts.contains(&line) {
+            parts.push(line);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 #[async_trait]
@@ -307,6 +333,13 @@ impl Provider for AzureClient {
 
     fn property_order(&self) -> crate::resolve::value::DotOrder {
         crate::resolve::value::DotOrder::PathFirst
+    }
+
+    fn canonical_key(&self, key: &str) -> String {
+        match parse_key(key) {
+            (ObjectKind::Secret, name) => name.to_string(),
+            _ => key.to_string(),
+        }
     }
 
     fn check_extract(&self, key: &str) -> Result<(), String> {

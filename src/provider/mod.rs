@@ -127,6 +127,11 @@ pub trait Provider: Send + Sync {
         crate::resolve::value::DotOrder::LiteralFirst
     }
 
+    /// The spelling of `key` reads are deduplicated on (Azure: `secret/NAME` is `NAME`).
+    fn canonical_key(&self, key: &str) -> String {
+        key.to_string()
+    }
+
     /// Whether `dataFrom.extract` may read `key` (Azure: secrets only); the error says why not.
     fn check_extract(&self, _key: &str) -> Result<(), String> {
         Ok(())

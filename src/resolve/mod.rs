@@ -296,7 +296,7 @@ pub async fn resolve(
         for p in plan {
             match p {
                 Planned::Data { store, key, .. } | Planned::Extract { store, key, .. } if clients.contains_key(store) => {
-                    reads.insert((store.clone(), key.clone()));
+                    reads.insert((store.clone(), canonical(&clients, store, key)));
                 }
                 Planned::Find { store, find, .. } => {
                     if let Some(Ok(names)) = found.get(&(store.clone(), find.clone())) {
@@ -324,6 +324,14 @@ pub async fn resolve(
     problems.into_result(secrets)
 }
 
+/// `key` as the store's provider spells it for deduplication.
+fn canonical(clients: &BTreeMap<StoreKey, Arc<dyn Provider>>, store: &StoreKey, key: &RemoteKey) -> RemoteKey {
+    match clients.get(store) {
+        Some(c) => RemoteKey { key: c.canonical_key(&key.key), ..key.clone() },
+        None => key.clone(),
+    }
+}
+
 struct Assembly<'a> {
     clients: &'a BTreeMap<StoreKey, Arc<dyn Provider>>,
     sources: &'a crate::template::apply::TemplateSources,
@@ -337,7 +345,7 @@ impl Assembly<'_> {
         if let Some(e) = self.broken.get(store) {
             return Err(format!("{e} ({store} is unusable)"));
         }
-        match self.fetched.get(&(store.clone(), key.clone())) {
+        match self.fetched.get(&(store.clone(), canonical(self.clients, store, key))) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(format!("{e} ({store})")),
             None => Err(format!("secret {key} was not read ({store})")),
