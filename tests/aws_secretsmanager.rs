@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::{map, secrets, text};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -164,35 +166,6 @@ fn render(docs: &[Value], extra: &[&str]) -> (Output, Input) {
     let mut c = common::extsecret(&args);
     common::aws_env(&mut c, common::moto());
     (common::run(c, None), input)
-}
-
-/// The Secrets of a successful render: name -> key -> exact bytes.
-fn secrets(out: &Output) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
-    let list: Value = serde_json::from_str(&common::ok(out)).expect("JSON output");
-    let mut all = BTreeMap::new();
-    for item in list["items"].as_array().expect("items") {
-        if item["kind"] != "Secret" {
-            continue;
-        }
-        let data = item["data"]
-            .as_object()
-            .expect("data")
-            .iter()
-            .map(|(k, v)| (k.clone(), B64.decode(v.as_str().unwrap()).expect("base64")))
-            .collect();
-        all.insert(item["metadata"]["name"].as_str().unwrap().to_string(), data);
-    }
-    all
-}
-
-/// `secret -> key -> text` for the keys of one Secret (panics on non-UTF-8 values).
-fn text(secrets: &BTreeMap<String, BTreeMap<String, Vec<u8>>>, secret: &str) -> BTreeMap<String, String> {
-    let s = secrets.get(secret).unwrap_or_else(|| panic!("no Secret {secret} in {:?}", secrets.keys()));
-    s.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).expect("utf8 value"))).collect()
-}
-
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Asserts that none of `values` appears on stderr.

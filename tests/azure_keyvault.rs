@@ -8,13 +8,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use common::{map, secrets, text};
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use common::KeyVault;
 use serde_json::{json, Value};
@@ -201,35 +203,6 @@ fn render_with(kv: &KeyVault, docs: &[Value], creds: &[Value], extra: &[&str], e
 /// Renders with the ServicePrincipal credentials Secret.
 fn render(kv: &KeyVault, docs: &[Value]) -> Run {
     render_with(kv, docs, &[sp_credentials()], &[], &[])
-}
-
-/// The Secrets of a successful render: name -> key -> exact bytes.
-fn secrets(out: &Output) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
-    let list: Value = serde_json::from_str(&common::ok(out)).expect("JSON output");
-    let mut all = BTreeMap::new();
-    for item in list["items"].as_array().expect("items") {
-        if item["kind"] != "Secret" {
-            continue;
-        }
-        let data = item["data"]
-            .as_object()
-            .expect("data")
-            .iter()
-            .map(|(k, v)| (k.clone(), B64.decode(v.as_str().unwrap()).expect("base64")))
-            .collect();
-        all.insert(item["metadata"]["name"].as_str().unwrap().to_string(), data);
-    }
-    all
-}
-
-/// `key -> text` of one Secret.
-fn text(secrets: &BTreeMap<String, BTreeMap<String, Vec<u8>>>, secret: &str) -> BTreeMap<String, String> {
-    let s = secrets.get(secret).unwrap_or_else(|| panic!("no Secret {secret} in {:?}", secrets.keys()));
-    s.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).expect("utf8 value"))).collect()
-}
-
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The `error: ` lines of stderr.

@@ -287,3 +287,37 @@ pub fn azure_env(c: &mut Command, kv: &KeyVault) {
     }
     c.env("SSL_CERT_FILE", &kv.ca).env("AZURE_AUTHORITY_HOST", &kv.authority);
 }
+
+/// The Secrets of a successful `-o json` render: name -> key -> exact bytes.
+pub fn secrets(out: &Output) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<u8>>> {
+    use base64::Engine as _;
+    let list: serde_json::Value = serde_json::from_str(&ok(out)).expect("JSON output");
+    let mut all = std::collections::BTreeMap::new();
+    for item in list["items"].as_array().expect("items") {
+        if item["kind"] != "Secret" {
+            continue;
+        }
+        let data = item["data"]
+            .as_object()
+            .expect("data")
+            .iter()
+            .map(|(k, v)| (k.clone(), base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).expect("base64")))
+            .collect();
+        all.insert(item["metadata"]["name"].as_str().unwrap().to_string(), data);
+    }
+    all
+}
+
+/// `key -> text` of one Secret of [`secrets`] (panics on non-UTF-8 values).
+pub fn text(
+    secrets: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<u8>>>,
+    secret: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let s = secrets.get(secret).unwrap_or_else(|| panic!("no Secret {secret} in {:?}", secrets.keys()));
+    s.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).expect("utf8 value"))).collect()
+}
+
+/// A `String -> String` map from pairs.
+pub fn map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
