@@ -36,8 +36,8 @@ enum Command {
 }
 
 /// Log levels: `EXTSECRET_LOG` (default `warn`) for this tool; the AWS SDK and HTTP stack are held
-/// at `error` whatever is asked, since their debug output includes request details such as the
-/// access key id.
+/// at `error` whatever is asked, since their debug output includes request details (the AWS access
+/// key id, URLs, headers).
 fn log_filter() -> tracing_subscriber::EnvFilter {
     let asked = std::env::var("EXTSECRET_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "warn".into());
     let quiet = [

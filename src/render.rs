@@ -128,8 +128,9 @@ pub async fn render_documents_indexed(
     }
     check_targets(&ess, &existing_secrets, &docs, &mut problems);
     // Resolve even when other documents had problems, so one run reports every problem.
-    let sources = template_sources(&docs, settings);
-    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(&ess, &catalog, &sources, settings)).await {
+    let sources = std::sync::Arc::new(template_sources(&docs, settings));
+    let ess = std::sync::Arc::new(ess);
+    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(ess.clone(), &catalog, sources, settings)).await {
         Ok(r) => r,
         Err(_) => Err(Problem::new(format!(
             "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",

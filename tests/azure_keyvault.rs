@@ -897,3 +897,16 @@ c.create_secret(Name=sys.argv[2], SecretString='{"password":"from-aws"}')
     assert_eq!(authorized_gets(&log, "/secrets/api-key/"), 1);
     assert_eq!(token_requests(&log).len(), 1);
 }
+
+#[test]
+fn identity_service_messages_are_reduced_to_codes_so_a_misplaced_secret_is_never_echoed() {
+    // The client id is read from the wrong key: the client *secret* goes to Entra as the id, and
+    // Entra's message quotes the identifier it was sent. Only its AADSTS code may be shown.
+    let kv = common::keyvault(&config(json!({"secrets": {"db": "x-value"}})));
+    let creds = credentials("azure-creds", &[("client-id", "LEAK-CHECK-CLIENT-SECRET"), ("client-secret", "LEAK-CHECK-CLIENT-SECRET")]);
+    let docs = [store(&kv), es("db", json!({"data": [data("v", json!({"key": "db"}))]}))];
+    let run = render_with(&kv, &docs, &[creds], &[], &[]);
+    let err = common::failed(&run.out);
+    assert_no_values(&err, &["LEAK-CHECK-CLIENT-SECRET", "x-value"]);
+    assert!(err.contains("could not get a token") && err.contains("AADSTS700016"), "{err}");
+}

@@ -270,3 +270,38 @@ fn template_from_secret_literal_and_labels_in_handlebars() {
     assert_eq!(s["metadata"]["labels"], serde_json::json!({"app": "checkout", "db-port": "5432"}));
     assert_eq!(s["metadata"]["annotations"], serde_json::json!({"user": "admin"}));
 }
+
+#[test]
+fn a_long_running_template_is_stopped_by_the_deadline() {
+    // Nested loops of 3,000 × 3,000 × 3,000 in handlebars: no iteration budget there, so the
+    // run's deadline must end it (template work runs on a blocking thread the deadline outlives).
+    let spec = format!(
+        "  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      data: {{k: '{}'}}\n",
+        r#"{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}x{{/each}}{{/each}}{{/each}}"#
+    );
+    let start = std::time::Instant::now();
+    let out = run(extsecret(&["render", "-o", "json", "--timeout", "2s"]), Some(format!("{STORE}{}", es("slow", HB, &spec)).as_bytes()));
+    let err = failed(&out);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20), "took {:?}", start.elapsed());
+    assert!(err.contains("deadline of 2s exceeded"), "{err}");
+}
+
+#[test]
+fn rendered_labels_keys_and_sizes_are_checked_without_quoting_them() {
+    let cases = [
+        ("templateFrom: [{target: Labels, literal: \"x: '{{ .password }}!!'\"}]", "a rendered label is not valid"),
+        ("templateFrom: [{literal: \"'{{ .password }}!!': a\"}]", "a rendered data key is not a valid Secret key"),
+        (
+            "data: {big: '{{ range (splitList \" \" (indent 300 \"\")) }}{{ indent 4096 \"\" }}{{ end }}'}",
+            "over Kubernetes' limit of 1048576 bytes",
+        ),
+        ("data: {k: '{{ indent 99999999999 .user }}'}", "width must be an integer from 0 to 4096"),
+        ("templateFrom: [{target: Labels, literal: 'a: b'}]", "the template produced no data"),
+    ];
+    for (template, expected) in cases {
+        let spec = format!("  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      {template}\n");
+        let err = failed(&render(&es("bad", "", &spec)));
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+        assert!(!err.contains("db-VALUE-2"), "{err}");
+    }
+}

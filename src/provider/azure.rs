@@ -173,7 +173,7 @@ impl AzureClient {
     }
 
     async fn get_secret(&self, name: &str, version: Option<String>, metadata: bool) -> Result<SecretValue, ProviderError> {
-        let what = format!("secret `{name}`");
+        let what = describe("secret", name, &version);
         let options =
             azure_security_keyvault_secrets::models::SecretClientGetSecretOptions { secret_version: version, ..Default::default() };
         let secret = self.secrets.get_secret(name, Some(options)).await.and_then(|r| r.into_model()).map_err(|e| self.error(&what, e))?;
@@ -194,7 +194,7 @@ impl AzureClient {
     }
 
     async fn get_certificate(&self, name: &str, version: Option<String>, metadata: bool) -> Result<SecretValue, ProviderError> {
-        let what = format!("certificate `{name}`");
+        let what = describe("certificate", name, &version);
         let options = azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions {
             certificate_version: version,
             ..Default::default()
@@ -210,7 +210,7 @@ impl AzureClient {
     }
 
     async fn get_key(&self, name: &str, version: Option<String>, metadata: bool) -> Result<SecretValue, ProviderError> {
-        let what = format!("key `{name}`");
+        let what = describe("key", name, &version);
         let options = azure_security_keyvault_keys::models::KeyClientGetKeyOptions { key_version: version, ..Default::default() };
         let response = self.keys.get_key(name, Some(options)).await.map_err(|e| self.error(&what, e))?;
         // The JWK exactly as Key Vault sent it (field order and encoding untouched).
@@ -249,6 +249,14 @@ impl AzureClient {
             })
             .await;
         result.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// `secret `db`` or `secret `db` version `abc``, for messages.
+fn describe(kind: &str, name: &str, version: &Option<String>) -> String {
+    match version {
+        Some(v) => format!("{kind} `{name}` version `{v}`"),
+        None => format!("{kind} `{name}`"),
     }
 }
 
@@ -307,22 +315,35 @@ fn map_error(vault: &str, what: &str, e: azure_core::Error) -> ProviderError {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
-/// The error and its causes, first lines only (the identity service's `AADSTS` code is in a cause).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![first_line(&e.to_string()).to_string()];
-    let mut next = e.source();
+/// What a credential or transport error says, reduced to codes: the identity service's own text
+/// can quote what it was sent (a client id read from the wrong key of a Secret is a secret), so
+/// only `AADSTS` codes, HTTP statuses and the error's kind are kept.
+fn causes(e: &azure_core::Error) -> String {
+    let mut codes: Vec<String> = Vec::new();
+    let mut statuses: Vec<u16> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let aadsts = regex::Regex::new(r"AADSTS\d+").expect("static regex");
     while let Some(cause) = next {
-        let line = first_line(&cause.to_string()).to_string();
-        if !parts.contains(&line) {
-            parts.push(line);
+        for m in aadsts.find_iter(&cause.to_string()) {
+            if !codes.iter().any(|c| c == m.as_str()) {
+                codes.push(m.as_str().to_string());
+            }
+        }
+        if let Some(az) = cause.downcast_ref::<azure_core::Error>() {
+            if let azure_core::error::ErrorKind::HttpResponse { status, .. } = az.kind() {
+                statuses.push(u16::from(*status));
+            }
         }
         next = cause.source();
     }
-    parts.join(": ")
+    let mut out = format!("{:?}", e.kind()).split(|c: char| !c.is_alphanumeric()).next().unwrap_or("Other").to_string();
+    if let Some(status) = statuses.first() {
+        out.push_str(&format!(", HTTP {status}"));
+    }
+    if !codes.is_empty() {
+        out.push_str(&format!(", {}", codes.join(", ")));
+    }
+    out
 }
 
 #[async_trait]

@@ -29,6 +29,9 @@ pub use secret::RenderedSecret;
 use stores::{Catalog, StoreKey};
 use value::DotOrder;
 
+/// Kubernetes refuses a Secret whose data is over 1 MiB.
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
 /// An ExternalSecret read from the input, validated.
 #[derive(Clone, Debug)]
 pub struct ParsedExternalSecret {
@@ -212,10 +215,13 @@ fn remote_key(r: &RemoteRef) -> RemoteKey {
 
 /// Resolves every ExternalSecret; returns one Secret per ExternalSecret in order, or every
 /// problem of the run.
+///
+/// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
+/// caller's deadline still ends the run even if a template loops for long.
 pub async fn resolve(
-    ess: &[ParsedExternalSecret],
+    ess: Arc<Vec<ParsedExternalSecret>>,
     catalog: &Catalog,
-    sources: &crate::template::apply::TemplateSources,
+    sources: Arc<crate::template::apply::TemplateSources>,
     settings: &Settings,
 ) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
@@ -225,7 +231,7 @@ pub async fn resolve(
     let mut plans: Vec<Option<Vec<Planned>>> = Vec::with_capacity(ess.len());
     let mut used: BTreeMap<StoreKey, &stores::Store> = BTreeMap::new();
     let mut finds: BTreeMap<(StoreKey, FindKey), FindQuery> = BTreeMap::new();
-    for es in ess {
+    for es in ess.iter() {
         let mut plan = Vec::new();
         let ns = es.effective_namespace.as_deref();
         let mut refused = BTreeSet::new();
@@ -312,15 +318,22 @@ pub async fn resolve(
     let fetched = fetch::fetch_all(&clients, reads, settings.concurrency).await;
 
     // 4. Assemble.
-    let ctx = Assembly { sources, clients: &clients, fetched: &fetched, found: &found, broken: &broken };
-    let mut secrets = Vec::with_capacity(ess.len());
-    for (es, plan) in ess.iter().zip(plans) {
-        let Some(plan) = plan else { continue };
-        match ctx.assemble(es, plan) {
-            Ok(s) => secrets.push(s),
-            Err(p) => problems.extend(p),
+    let ctx = Assembly { sources, clients, fetched, found, broken };
+    let assembled = tokio::task::spawn_blocking(move || {
+        let mut problems = Problems::default();
+        let mut secrets = Vec::with_capacity(ess.len());
+        for (es, plan) in ess.iter().zip(plans) {
+            let Some(plan) = plan else { continue };
+            match ctx.assemble(es, plan) {
+                Ok(s) => secrets.push(s),
+                Err(p) => problems.extend(p),
+            }
         }
-    }
+        (secrets, problems)
+    })
+    .await;
+    let (secrets, more) = assembled.map_err(|_| Problems::from(Problem::new("internal error while assembling the Secrets")))?;
+    problems.extend(more);
     problems.into_result(secrets)
 }
 
@@ -332,20 +345,20 @@ fn canonical(clients: &BTreeMap<StoreKey, Arc<dyn Provider>>, store: &StoreKey, 
     }
 }
 
-struct Assembly<'a> {
-    clients: &'a BTreeMap<StoreKey, Arc<dyn Provider>>,
-    sources: &'a crate::template::apply::TemplateSources,
-    fetched: &'a HashMap<(StoreKey, RemoteKey), ReadResult>,
-    found: &'a HashMap<(StoreKey, FindKey), Result<Vec<String>, ProviderError>>,
-    broken: &'a HashMap<StoreKey, ProviderError>,
+struct Assembly {
+    clients: BTreeMap<StoreKey, Arc<dyn Provider>>,
+    sources: Arc<crate::template::apply::TemplateSources>,
+    fetched: HashMap<(StoreKey, RemoteKey), ReadResult>,
+    found: HashMap<(StoreKey, FindKey), Result<Vec<String>, ProviderError>>,
+    broken: HashMap<StoreKey, ProviderError>,
 }
 
-impl Assembly<'_> {
+impl Assembly {
     fn read(&self, store: &StoreKey, key: &RemoteKey) -> Result<&SecretValue, String> {
         if let Some(e) = self.broken.get(store) {
             return Err(format!("{e} ({store} is unusable)"));
         }
-        match self.fetched.get(&(store.clone(), canonical(self.clients, store, key))) {
+        match self.fetched.get(&(store.clone(), canonical(&self.clients, store, key))) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(format!("{e} ({store})")),
             None => Err(format!("secret {key} was not read ({store})")),
@@ -473,7 +486,7 @@ impl Assembly<'_> {
         };
         if let (Some(t), true) = (&es.spec.target.template, problems.is_empty()) {
             let context: crate::template::Context = rendered.data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-            match crate::template::apply::apply(t, es.engine, &context, es.effective_namespace.as_deref(), self.sources) {
+            match crate::template::apply::apply(t, es.engine, &context, es.effective_namespace.as_deref(), &self.sources) {
                 Ok(applied) => {
                     rendered.secret_type = applied.secret_type;
                     rendered.data = applied.data.into_iter().map(|(k, v)| (k, SecretValue(v))).collect();
@@ -490,6 +503,14 @@ impl Assembly<'_> {
                     }
                 }
             }
+            if problems.is_empty() && rendered.data.is_empty() {
+                problems.push(es.problem("spec.target.template", "the template produced no data; refusing to render an empty Secret"));
+            }
+        }
+        let size: usize = rendered.data.iter().map(|(k, v)| k.len() + v.0.len()).sum();
+        if size > MAX_SECRET_BYTES {
+            problems
+                .push(es.problem("spec", format!("the Secret's data is {size} bytes, over Kubernetes' limit of {MAX_SECRET_BYTES} bytes")));
         }
         problems.into_result(rendered)
     }

@@ -53,21 +53,55 @@ struct Out {
 }
 
 impl Out {
+    /// Adds a rendered pair. Errors never quote the pair: keys of a KeysAndValues rendering may be
+    /// computed from values.
     fn put(&mut self, target: TargetKind, key: String, value: Vec<u8>) -> Result<(), String> {
-        let text = || String::from_utf8(value.clone()).map_err(|_| format!("the value rendered for `{key}` is not UTF-8 text"));
+        let text = || String::from_utf8(value.clone()).map_err(|_| "a rendered label or annotation value is not UTF-8 text".to_string());
         match target {
             TargetKind::Data => {
+                if let Some(why) = crate::resolve::value::secret_key_error(&key) {
+                    return Err(format!("a rendered data key is not a valid Secret key ({why})"));
+                }
                 self.data.insert(key, value);
             }
             TargetKind::Labels => {
-                self.labels.get_or_insert_with(BTreeMap::new).insert(key.clone(), text()?);
+                let value = text()?;
+                if !is_qualified_name(&key) || !is_label_value(&value) {
+                    return Err("a rendered label is not valid (keys: [prefix/]name of at most 63 characters; values: at most 63 of [A-Za-z0-9._-], starting and ending alphanumeric)".into());
+                }
+                self.labels.get_or_insert_with(BTreeMap::new).insert(key, value);
             }
             TargetKind::Annotations => {
-                self.annotations.get_or_insert_with(BTreeMap::new).insert(key.clone(), text()?);
+                let value = text()?;
+                if !is_qualified_name(&key) {
+                    return Err("a rendered annotation key is not a valid [prefix/]name".into());
+                }
+                self.annotations.get_or_insert_with(BTreeMap::new).insert(key, value);
             }
         }
         Ok(())
     }
+}
+
+/// Kubernetes qualified name: optional DNS-subdomain prefix and `/`, then a name of at most 63
+/// characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    prefix.is_none_or(|p| !p.is_empty() && crate::resolve::value::dns_subdomain_error(p).is_none())
+        && !name.is_empty()
+        && is_label_value(name)
+}
+
+/// Kubernetes label value: empty, or at most 63 of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && v.as_bytes()[0].is_ascii_alphanumeric()
+            && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric())
 }
 
 /// Parses a KeysAndValues rendering: a YAML map whose scalar values are taken as written.

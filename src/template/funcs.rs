@@ -26,6 +26,9 @@ pub(super) fn s(v: &str) -> Value {
     Value::String(Arc::from(v))
 }
 
+/// Largest `indent`/`nindent` width (a Secret is at most 1 MiB anyway).
+const MAX_INDENT: i64 = 4096;
+
 /// sprig's `strval`: strings as they are, everything else as Go's `%v`.
 pub fn strval(v: &Value) -> String {
     match v {
@@ -297,13 +300,19 @@ pub fn library() -> FuncMap {
         }),
         f("indent", |n, a| {
             arity(n, a, 2)?;
-            let width = a[0].as_int().ok_or_else(|| err(n, "width must be an integer"))?;
+            let width = a[0]
+                .as_int()
+                .filter(|w| (0..=MAX_INDENT).contains(w))
+                .ok_or_else(|| err(n, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
             let pad = " ".repeat(width.max(0) as usize);
             Ok(s(&format!("{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
         }),
         f("nindent", |n, a| {
             arity(n, a, 2)?;
-            let width = a[0].as_int().ok_or_else(|| err(n, "width must be an integer"))?;
+            let width = a[0]
+                .as_int()
+                .filter(|w| (0..=MAX_INDENT).contains(w))
+                .ok_or_else(|| err(n, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
             let pad = " ".repeat(width.max(0) as usize);
             Ok(s(&format!("\n{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
         }),

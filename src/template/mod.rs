@@ -77,7 +77,36 @@ fn go_context(context: &Context) -> gotmpl::Value {
     ))
 }
 
+/// `{{ end }}`/`{{ else }}` without an open block. Go's parser rejects them; gotmpl stops parsing
+/// there and would silently drop the rest of the template.
+fn stray_block_end(source: &str) -> Option<(usize, usize, &'static str)> {
+    let mut depth = 0usize;
+    let mut from = 0;
+    while let Some(open) = source[from..].find("{{") {
+        let start = from + open;
+        let Some(close) = source[start..].find("}}") else { break };
+        let action = source[start + 2..start + close].trim_start_matches('-').trim_end_matches('-').trim();
+        from = start + close + 2;
+        if action.starts_with("/*") {
+            continue;
+        }
+        let word = action.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let at = || (source[..start].matches('\n').count() + 1, start - source[..start].rfind('\n').map_or(0, |i| i + 1) + 1);
+        match word {
+            "if" | "range" | "with" | "define" | "block" => depth += 1,
+            "end" if depth == 0 => return Some((at().0, at().1, "end")),
+            "end" => depth -= 1,
+            "else" if depth == 0 => return Some((at().0, at().1, "else")),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn render_go(name: &str, source: &str, context: &Context) -> Result<Vec<u8>, String> {
+    if let Some((line, col, word)) = stray_block_end(source) {
+        return Err(format!("template: {name}:{line}:{col}: unexpected {{{{{word}}}}}"));
+    }
     let template = gotmpl::Template::new(name)
         .missing_key(gotmpl::MissingKey::Error)
         .max_range_iters(1_000_000)
@@ -135,13 +164,51 @@ fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<
         }
     }
     hb.register_helper("printf", Box::new(FuncHelper(Arc::new(|args: &[gotmpl::Value]| funcs::go_printf("printf", args)))));
-    hb.register_template_string(name, bytes::text_to_engine(source))
-        .map_err(|e| format!("template: {name}: {}", bytes::engine_to_text(&e.to_string()).unwrap_or_default()))?;
+    // Partials can recurse without bound and take names computed from values: not offered.
+    if source.contains("{{>") || source.contains("{{~>") || source.contains("{{#>") || source.contains("{{#*inline") {
+        return Err(format!("template: {name}: partials (`{{{{> ...}}}}`, `{{{{#*inline}}}}`) are not supported"));
+    }
+    hb.register_template_string(name, bytes::text_to_engine(source)).map_err(|e| {
+        // The parser's message quotes the source line (which may come from a Secret): position only.
+        let at = e.pos().map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        format!("template: {name}{at}: syntax error")
+    })?;
     let data: serde_json::Map<String, serde_json::Value> =
         context.iter().map(|(k, v)| (bytes::text_to_engine(k), serde_json::Value::String(bytes::to_engine(v)))).collect();
-    let out =
-        hb.render(name, &data).map_err(|e| format!("template: {name}: {}", bytes::engine_to_text(&e.to_string()).unwrap_or_default()))?;
+    let out = hb.render(name, &data).map_err(|e| {
+        let at = match (e.line_no, e.column_no) {
+            (Some(l), Some(c)) => format!(":{l}:{c}"),
+            _ => String::new(),
+        };
+        format!("template: {name}{at}: {}", handlebars_reason(e.reason()))
+    })?;
     bytes::from_engine(&out)
+}
+
+/// A handlebars error as a class of problem: its own messages may carry names computed from
+/// values (a partial or helper name built by a subexpression), so none of their text is kept
+/// except helper names, which are literals of the template and are checked to be identifiers.
+fn handlebars_reason(reason: &handlebars::RenderErrorReason) -> String {
+    use handlebars::RenderErrorReason as R;
+    let ident = |n: &str| n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match reason {
+        R::MissingVariable(_) => "a variable is missing (strict mode; use {{#if}} or `default` for optional keys)".into(),
+        R::HelperNotFound(h) if ident(h) => format!("helper not found: {h}"),
+        R::HelperNotFound(_) => "helper not found".into(),
+        R::PartialNotFound(_) | R::PartialBlockNotFound | R::CannotIncludeSelf => "partials are not supported".into(),
+        R::ParamNotFoundForIndex(h, i) => format!("{h}: parameter {i} is missing"),
+        R::ParamNotFoundForName(h, _) => format!("{h}: a named parameter is missing"),
+        R::ParamTypeMismatchForName(h, _, _) | R::HashTypeMismatchForName(h, _, _) | R::InvalidParamType(h) => {
+            format!("{h}: a parameter has the wrong type")
+        }
+        R::BlockContentRequired => "a block needs content".into(),
+        R::Other(m) => m
+            .split(':')
+            .next()
+            .filter(|f| ident(f))
+            .map_or_else(|| "a helper failed".to_string(), |f| format!("{f} failed: {}", m[f.len() + 1..].trim())),
+        _ => "template execution failed".into(),
+    }
 }
 
 /// A library function as a handlebars helper; values cross over as JSON.
@@ -245,6 +312,30 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
         let e = go("{{ env \"HOME\" }}", &c).unwrap_err();
         assert!(e.contains("env"), "{e}");
+    }
+
+    #[test]
+    fn stray_block_ends_are_errors_not_truncation() {
+        let c = ctx(&[("s", b"v")]);
+        assert_eq!(go("a{{ .s }}{{ end }}b", &c).unwrap_err(), "template: t:1:10: unexpected {{end}}");
+        assert!(go("{{ if true }}x{{ end }}{{ else }}", &c).unwrap_err().contains("unexpected {{else}}"));
+        assert_eq!(go("{{- range $k, $v := . }}{{ if $v }}{{ $k }}{{ else }}-{{ end }}{{ end -}}", &c).unwrap(), b"s");
+        assert_eq!(go("{{/* {{ end }} */}}ok", &c).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn handlebars_errors_never_carry_names_computed_from_values() {
+        let c = ctx(&[("s1", b"LEAK-CHECK-7-A"), ("b64", b"TEVBSy1DSEVDSy03LUY=")]);
+        for src in [
+            "{{> (b64dec b64)}}",
+            "{{> (lower s1)}}",
+            "{{#*inline \"p\"}}{{> p}}{{/inline}}{{> p}}",
+            "apiKey=LEAK-CHECK-7-LIT {{s1}",
+            "{{[LEAK-CHECK-7-LIT]}}",
+        ] {
+            let e = render(Engine::Handlebars, "t", src, &c).unwrap_err();
+            assert!(!e.to_ascii_uppercase().contains("LEAK-CHECK"), "{src}: {e}");
+        }
     }
 
     #[test]
