@@ -218,11 +218,15 @@ fn remote_key(r: &RemoteRef) -> RemoteKey {
 ///
 /// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
 /// caller's deadline still ends the run even if a template loops for long.
+///
+/// `early` receives the problems known before assembly (stores whose client could not be built),
+/// so a caller whose deadline passes can still report them.
 pub async fn resolve(
     ess: Arc<Vec<ParsedExternalSecret>>,
     catalog: &Catalog,
     sources: Arc<crate::template::apply::TemplateSources>,
     settings: &Settings,
+    early: &std::sync::Mutex<Vec<Problem>>,
 ) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
     // 1. Plan: which store serves each source.
@@ -289,6 +293,10 @@ pub async fn resolve(
                 clients.insert(key.clone(), c);
             }
             Err(e) => {
+                // Known now: reported even if the run's deadline passes before assembly.
+                if let Ok(mut early) = early.lock() {
+                    early.push(Problem::new(format!("{key}: {e}")).at(&store.origin));
+                }
                 broken.insert(key.clone(), e);
             }
         }
