@@ -77,7 +77,7 @@ pub async fn render_documents_indexed(
     for (i, doc) in docs.iter_mut().enumerate() {
         let role = match classify(doc) {
             Err(msg) => {
-                problems.push(Problem::new(msg).at(&doc.origin).object(format!("{} {}", doc.kind(), doc.name())));
+                problems.push(Problem::new(msg).at(&doc.origin).object(format!("{} {}", doc.kind(), doc.qualified_name())));
                 Role::Dropped
             }
             Ok(None) => {
@@ -106,7 +106,7 @@ pub async fn render_documents_indexed(
                             "SecretStores from the rendered input are refused (--no-input-stores); the operator gives stores with --stores",
                         )
                         .at(&doc.origin)
-                        .object(format!("SecretStore {}", doc.name())),
+                        .object(format!("SecretStore {}", doc.qualified_name())),
                     );
                 } else if let Err(p) = catalog.add_store(doc, EsoKind::SecretStore, settings) {
                     problems.extend(p);
@@ -119,7 +119,7 @@ pub async fn render_documents_indexed(
                         "ClusterSecretStores are the cluster operator's and come only from --stores, never from the rendered input",
                     )
                     .at(&doc.origin)
-                    .object(format!("ClusterSecretStore {}", doc.name())),
+                    .object(format!("ClusterSecretStore {}", doc.qualified_name())),
                 );
                 Role::Dropped
             }

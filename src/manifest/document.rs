@@ -31,6 +31,14 @@ impl Document {
     pub fn name(&self) -> &str {
         self.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
     }
+    /// `namespace/name`, or `name` for an object without a namespace (for messages).
+    pub fn qualified_name(&self) -> String {
+        match self.namespace() {
+            Some(ns) => format!("{ns}/{}", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
     /// `metadata.namespace`, if set and non-empty.
     pub fn namespace(&self) -> Option<&str> {
         self.value.pointer("/metadata/namespace").and_then(Value::as_str).filter(|s| !s.is_empty())

@@ -58,7 +58,7 @@ impl Catalog {
     /// Adds a SecretStore or ClusterSecretStore document. Duplicates, a SecretStore without an
     /// effective namespace, bad fields and unsupported providers are problems.
     pub fn add_store(&mut self, doc: &Document, kind: EsoKind, settings: &Settings) -> Result<(), Problems> {
-        let object = format!("{} {}", kind.as_str(), qualified(doc));
+        let object = format!("{} {}", kind.as_str(), doc.qualified_name());
         let problem = |msg: String| Problem::new(msg).at(&doc.origin).object(object.clone());
         let (namespace, ref_kind) = match kind {
             EsoKind::ClusterSecretStore => (None, StoreRefKind::ClusterSecretStore),
@@ -96,7 +96,7 @@ impl Catalog {
 
     /// Records a credential Secret (`data` base64-decoded, `stringData` taken as is).
     pub fn add_credentials(&mut self, doc: &Document, settings: &Settings) -> Result<(), Problems> {
-        let object = format!("Secret {}", qualified(doc));
+        let object = format!("Secret {}", doc.qualified_name());
         let ns = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone()).ok_or_else(|| {
             Problem::new("a credential Secret needs a namespace: set metadata.namespace or --namespace")
                 .at(&doc.origin)
@@ -336,13 +336,6 @@ impl Catalog {
             }
         };
         Ok(Arc::new(AzureClient::new(&spec.vault_url, auth, cloud)?))
-    }
-}
-
-fn qualified(doc: &Document) -> String {
-    match doc.namespace() {
-        Some(ns) => format!("{ns}/{}", doc.name()),
-        None => doc.name().to_string(),
     }
 }
 
