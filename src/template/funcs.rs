@@ -1,5 +1,5 @@
 //! The template function library, registered in both engines (gotmpl directly, handlebars through
-//! [`super::handlebars_engine`]): the sprig subset ESO users rely on. Every string is a byte-char
+//! `super::FuncHelper`): the sprig subset ESO users rely on. Every string is a byte-char
 //! string ([`super::bytes`]). No function reads the environment, files, the network or the clock,
 //! so the same input always renders the same bytes.
 //!
