@@ -18,6 +18,27 @@ spec:
         - {key: app/two, value: two-value}
 "#;
 
+/// Renders ExternalSecret `team-a/es` (store `fake`) with `spec` after `secretStoreRef`, and asserts
+/// that the render fails with `expected` on stderr.
+fn expect_spec_error(spec: &str, expected: &str) {
+    let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains(expected), "{expected}\n{err}");
+}
+
+/// A 127.0.0.1 port that accepts connections and never answers (a provider that hangs).
+fn silent_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(64) {
+            held.push(s);
+        }
+    });
+    port
+}
+
 fn render_stdin(args: &[&str], input: &str) -> std::process::Output {
     let mut a = vec!["render"];
     a.extend_from_slice(args);
@@ -177,9 +198,7 @@ fn unsupported_features_and_kinds_are_refused_by_name() {
         ),
     ];
     for (spec, expected) in cases {
-        let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
-        let err = failed(&render_stdin(&[], &input));
-        assert!(err.contains(expected), "{expected}\n{err}");
+        expect_spec_error(spec, expected);
     }
     for (doc, expected) in [
         (
@@ -362,9 +381,7 @@ fn validation_errors_name_the_field() {
         ),
     ];
     for (spec, expected) in cases {
-        let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
-        let err = failed(&render_stdin(&[], &input));
-        assert!(err.contains(expected), "{expected}\n{err}");
+        expect_spec_error(spec, expected);
     }
 }
 
@@ -443,14 +460,7 @@ fn problems_of_parsing_and_resolving_are_reported_together() {
 #[test]
 fn the_overall_deadline_fails_the_render_in_time() {
     // A provider endpoint that accepts connections and never answers.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _hold = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().take(64) {
-            held.push(s);
-        }
-    });
+    let port = silent_port();
     let input = "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: aws, namespace: team-a}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: aws}\n  data: [{secretKey: a, remoteRef: {key: k}}]\n";
     let mut c = extsecret(&["render", "--timeout", "2s"]);
     c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
@@ -531,14 +541,7 @@ fn json_duplicate_keys_are_errors_and_yaml_errors_give_file_lines() {
 
 #[test]
 fn a_deadline_still_reports_the_stores_that_could_not_be_built() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _hold = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().take(64) {
-            held.push(s);
-        }
-    });
+    let port = silent_port();
     let dir = tempdir();
     let creds = write(
         dir.path(),

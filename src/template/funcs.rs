@@ -29,6 +29,17 @@ pub(super) fn s(v: &str) -> Value {
 /// Largest `indent`/`nindent` width (a Secret is at most 1 MiB anyway).
 const MAX_INDENT: i64 = 4096;
 
+/// sprig's `indent WIDTH s` (each line padded), after `lead` (`nindent` starts with a newline).
+fn indent(name: &str, a: &[Value], lead: &str) -> FResult {
+    arity(name, a, 2)?;
+    let width = a[0]
+        .as_int()
+        .filter(|w| (0..=MAX_INDENT).contains(w))
+        .ok_or_else(|| err(name, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
+    let pad = " ".repeat(width as usize);
+    Ok(s(&format!("{lead}{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
+}
+
 /// sprig's `strval`: strings as they are, everything else as Go's `%v`.
 pub fn strval(v: &Value) -> String {
     match v {
@@ -298,24 +309,8 @@ pub fn library() -> FuncMap {
             arity(n, a, 2)?;
             Ok(Value::Bool(strval(&a[1]).ends_with(&strval(&a[0]))))
         }),
-        f("indent", |n, a| {
-            arity(n, a, 2)?;
-            let width = a[0]
-                .as_int()
-                .filter(|w| (0..=MAX_INDENT).contains(w))
-                .ok_or_else(|| err(n, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
-            let pad = " ".repeat(width.max(0) as usize);
-            Ok(s(&format!("{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
-        }),
-        f("nindent", |n, a| {
-            arity(n, a, 2)?;
-            let width = a[0]
-                .as_int()
-                .filter(|w| (0..=MAX_INDENT).contains(w))
-                .ok_or_else(|| err(n, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
-            let pad = " ".repeat(width.max(0) as usize);
-            Ok(s(&format!("\n{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
-        }),
+        f("indent", |n, a| indent(n, a, "")),
+        f("nindent", |n, a| indent(n, a, "\n")),
         f("b64enc", |n, a| {
             arity(n, a, 1)?;
             Ok(s(&base64::engine::general_purpose::STANDARD.encode(bytes_of(n, &a[0])?)))
@@ -481,6 +476,7 @@ mod tests {
         assert_eq!(strval(&call("default", &[s("x"), s("")]).unwrap()), "x");
         assert_eq!(strval(&call("default", &[s("x"), s("y")]).unwrap()), "y");
         assert_eq!(strval(&call("indent", &[Value::Int(2), s("a\nb")]).unwrap()), "  a\n  b");
+        assert_eq!(strval(&call("nindent", &[Value::Int(2), s("a\nb")]).unwrap()), "\n  a\n  b");
         assert_eq!(strval(&call("sha256sum", &[s("abc")]).unwrap()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
