@@ -12,6 +12,7 @@
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
 
 pub mod api;
+pub mod controller;
 pub mod frontend;
 pub mod manifest;
 pub mod problem;

@@ -1,5 +1,8 @@
 //! The `extsecret` binary: wires the command line to the front-ends.
 
+// kube-runtime's controller future is deeply nested.
+#![recursion_limit = "256"]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +36,8 @@ enum Command {
         #[command(flatten)]
         operator: OperatorArgs,
     },
+    /// Run in the cluster: reconcile ExternalSecrets into Secrets, refresh them, report status
+    Controller(extsecret::controller::ControllerArgs),
 }
 
 /// Log levels: `EXTSECRET_LOG` (default `warn`) for this tool; the AWS SDK and HTTP stack are held
@@ -81,7 +86,10 @@ fn main() {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).with_env_filter(log_filter()).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async {
-        tokio::spawn(exit_on_signal());
+        // The controller stops gracefully on SIGTERM; every other command stops at once.
+        if std::env::args().nth(1).as_deref() != Some("controller") {
+            tokio::spawn(exit_on_signal());
+        }
         dispatch().await
     });
     std::process::exit(code);
@@ -127,6 +135,7 @@ async fn dispatch() -> i32 {
         Command::Argocd(argocd::ArgoCommand::Discover { source_dir }) => argocd::discover(&source_dir),
         Command::Krm { operator } => krm::run(operator).await,
         Command::LegacyPlugin { config, operator } => legacy::run(&config, operator).await,
+        Command::Controller(args) => extsecret::controller::run(args).await,
     }
 }
 

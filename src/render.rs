@@ -169,7 +169,7 @@ pub async fn render_documents_indexed(
 
 /// ConfigMaps and Secrets of the stream, by effective namespace and name, for `templateFrom`
 /// (`data` and `binaryData`/`stringData`, as bytes). They stay in the output.
-fn template_sources(docs: &[Document], settings: &Settings) -> TemplateSources {
+pub fn template_sources(docs: &[Document], settings: &Settings) -> TemplateSources {
     use base64::Engine;
     let mut sources = TemplateSources::default();
     for doc in docs.iter().filter(|d| d.api_version() == "v1") {

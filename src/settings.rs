@@ -55,6 +55,8 @@ pub struct Settings {
     pub timeout: Duration,
     pub batch: bool,
     pub allow_empty: bool,
+    /// Controller mode: the cluster's Secrets are visible, so every creationPolicy is accepted.
+    pub controller: bool,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl OperatorArgs {
             timeout: self.timeout,
             batch: !self.no_batch,
             allow_empty: self.allow_empty,
+            controller: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod azure;
 pub mod fake;
+pub mod metered;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -80,7 +80,7 @@ pub fn parse_external_secret(doc: &Document, version: ApiVersion, settings: &Set
     for (field, why) in es.spec.unsupported_fields() {
         problems.push(es.problem(field, format!("not supported: {why}")));
     }
-    validate(&es, &mut problems);
+    validate(&es, settings.controller, &mut problems);
     problems.into_result(es)
 }
 
@@ -95,7 +95,7 @@ fn map_v1alpha1(spec: &mut Value) {
     }
 }
 
-fn validate(es: &ParsedExternalSecret, problems: &mut Problems) {
+fn validate(es: &ParsedExternalSecret, controller: bool, problems: &mut Problems) {
     let spec = &es.spec;
     if spec.data.is_empty() && spec.data_from.is_empty() {
         problems.push(es.problem("spec", "one of data or dataFrom is required"));
@@ -111,6 +111,7 @@ fn validate(es: &ParsedExternalSecret, problems: &mut Problems) {
     // need the controller.
     match spec.target.creation_policy.as_deref() {
         None | Some("") | Some("Owner") | Some("Orphan") => {}
+        Some("Merge" | "CreateOrMerge" | "None") if controller => {}
         Some(p @ ("Merge" | "CreateOrMerge" | "None")) => problems.push(es.problem(
             "spec.target.creationPolicy",
             format!("creationPolicy {p} merges into (or leaves alone) a Secret of the cluster, which a render cannot see; it would overwrite it with a whole Secret: use Owner or Orphan, or the controller"),

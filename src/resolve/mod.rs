@@ -10,6 +10,7 @@
 //! Every problem names the file, document, ExternalSecret and field; none carries a value.
 
 mod assemble;
+pub mod client_cache;
 mod external_secret;
 pub mod fetch;
 pub mod secret;
@@ -32,13 +33,7 @@ pub use secret::RenderedSecret;
 use stores::{Catalog, StoreKey};
 
 /// Resolves every ExternalSecret; returns one Secret per ExternalSecret in order, or every
-/// problem of the run.
-///
-/// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
-/// caller's deadline still ends the run even if a template loops for long.
-///
-/// `early` receives the problems known before assembly (stores whose client could not be built),
-/// so a caller whose deadline passes can still report them.
+/// problem of the run (the render's all-or-nothing view of [`resolve_each`]).
 pub async fn resolve(
     ess: Arc<Vec<ParsedExternalSecret>>,
     catalog: &Catalog,
@@ -47,6 +42,35 @@ pub async fn resolve(
     early: &std::sync::Mutex<Vec<Problem>>,
 ) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
+    let mut secrets = Vec::new();
+    for r in resolve_each(ess, catalog, sources, settings, early).await? {
+        match r {
+            Ok(s) => secrets.push(s),
+            Err(p) => problems.extend(p),
+        }
+    }
+    problems.into_result(secrets)
+}
+
+/// Resolves every ExternalSecret on its own: one result per ExternalSecret, in order, each
+/// `Ok(Secret)` or its own problems. Reads are still planned, deduplicated and batched across
+/// all of them (the controller resolves a refresh wave this way).
+///
+///
+/// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
+/// caller's deadline still ends the run even if a template loops for long.
+///
+/// `early` receives the problems known before assembly (stores whose client could not be built),
+/// so a caller whose deadline passes can still report them.
+pub async fn resolve_each(
+    ess: Arc<Vec<ParsedExternalSecret>>,
+    catalog: &Catalog,
+    sources: Arc<crate::template::apply::TemplateSources>,
+    settings: &Settings,
+    early: &std::sync::Mutex<Vec<Problem>>,
+) -> Result<Vec<Result<RenderedSecret, Problems>>, Problems> {
+    // Problems of the plan, per ExternalSecret.
+    let mut planned_problems: Vec<Problems> = Vec::with_capacity(ess.len());
     // 1. Plan: which store serves each source.
     // `None` for an ExternalSecret with a refused store reference: it is reported once per field
     // and not assembled (its missing sources would only repeat the same cause).
@@ -57,6 +81,7 @@ pub async fn resolve(
         let mut plan = Vec::new();
         let ns = es.effective_namespace.as_deref();
         let mut refused = BTreeSet::new();
+        let mut problems = Problems::default();
         let mut lookup = |own: Option<&StoreRef>, field: String| -> Option<StoreKey> {
             let r = store_ref(&es.spec, own)?;
             match catalog.lookup(ns, r) {
@@ -100,13 +125,14 @@ pub async fn resolve(
             plan.push(Planned::Data { index: i, store, key: remote_key(&d.remote_ref) });
         }
         plans.push(refused.is_empty().then_some(plan));
+        planned_problems.push(problems);
     }
 
     // 2. One client per store used.
     let mut clients: BTreeMap<StoreKey, Arc<dyn Provider>> = BTreeMap::new();
     let mut broken: HashMap<StoreKey, ProviderError> = HashMap::new();
     for (key, store) in &used {
-        match catalog.build_provider(store, settings).await {
+        match catalog.client(store, settings).await {
             Ok(c) => {
                 clients.insert(key.clone(), c);
             }
@@ -146,19 +172,21 @@ pub async fn resolve(
     // 4. Assemble.
     let ctx = Assembly { sources, clients, fetched, found, broken };
     let assembled = tokio::task::spawn_blocking(move || {
-        let mut problems = Problems::default();
-        let mut secrets = Vec::with_capacity(ess.len());
-        for (es, plan) in ess.iter().zip(plans) {
-            let Some(plan) = plan else { continue };
-            match ctx.assemble(es, plan) {
-                Ok(s) => secrets.push(s),
-                Err(p) => problems.extend(p),
-            }
-        }
-        (secrets, problems)
+        ess.iter()
+            .zip(plans)
+            .zip(planned_problems)
+            .map(|((es, plan), mut problems)| match plan {
+                None => Err(problems),
+                Some(plan) => match ctx.assemble(es, plan) {
+                    Ok(s) => problems.into_result(s),
+                    Err(p) => {
+                        problems.extend(p);
+                        Err(problems)
+                    }
+                },
+            })
+            .collect::<Vec<_>>()
     })
     .await;
-    let (secrets, more) = assembled.map_err(|_| Problems::from(Problem::new("internal error while assembling the Secrets")))?;
-    problems.extend(more);
-    problems.into_result(secrets)
+    assembled.map_err(|_| Problems::from(Problem::new("internal error while assembling the Secrets")))
 }

@@ -52,6 +52,14 @@ pub struct Catalog {
     stores: BTreeMap<StoreKey, Store>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     credentials: BTreeMap<(String, String), BTreeMap<String, SecretValue>>,
+    /// Controller mode: clients kept across runs, by store fingerprint.
+    cache: Option<(Arc<super::client_cache::ClientCache>, BTreeMap<StoreKey, String>)>,
+}
+
+impl std::fmt::Debug for super::client_cache::ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientCache({} builds)", self.builds())
+    }
 }
 
 impl Catalog {
@@ -239,6 +247,34 @@ impl Catalog {
             .map_err(|_| ProviderError::new(ErrorClass::Config, format!("{field}: credential is not UTF-8")))
     }
 
+    /// Uses `cache` for clients: a store with a fingerprint (see [`Catalog::set_fingerprint`])
+    /// reuses the client built for the same fingerprint.
+    pub fn with_cache(&mut self, cache: Arc<super::client_cache::ClientCache>) {
+        self.cache = Some((cache, BTreeMap::new()));
+    }
+
+    /// Records what a store's client depends on (uid, generation, credential resourceVersions).
+    pub fn set_fingerprint(&mut self, key: &StoreKey, fingerprint: String) {
+        if let Some((_, fps)) = &mut self.cache {
+            fps.insert(key.clone(), fingerprint);
+        }
+    }
+
+    /// Every store of the catalog.
+    pub fn stores(&self) -> impl Iterator<Item = &Store> {
+        self.stores.values()
+    }
+
+    /// The client for a store: from the cache when its fingerprint is unchanged, else built.
+    pub async fn client(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
+        let Some((cache, fps)) = &self.cache else { return self.build_provider(store, settings).await };
+        let Some(fp) = fps.get(&store.key) else { return self.build_provider(store, settings).await };
+        if let Some(c) = cache.get(&store.key, fp) {
+            return Ok(c);
+        }
+        Ok(cache.put(&store.key, fp, self.build_provider(store, settings).await?))
+    }
+
     /// Builds the provider client for a store. AWS `auth.jwt` needs an API server and is refused.
     pub async fn build_provider(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
         match &store.provider {
@@ -336,6 +372,33 @@ impl Catalog {
             }
         };
         Ok(Arc::new(AzureClient::new(&spec.vault_url, auth, cloud)?))
+    }
+}
+
+impl Store {
+    /// The Secrets this store's credentials come from, as `(namespace, name)`: a SecretStore's
+    /// own namespace, or the selector's namespace for a ClusterSecretStore (`None` if unset).
+    pub fn credential_secrets(&self) -> Vec<(Option<String>, String)> {
+        let mut selectors: Vec<&SecretKeySelector> = Vec::new();
+        match &self.provider {
+            ProviderSpec::Fake(_) => {}
+            ProviderSpec::Aws(spec) => {
+                if let Some(r) = spec.auth.as_ref().and_then(|a| a.secret_ref.as_ref()) {
+                    selectors.extend([&r.access_key_id_secret_ref, &r.secret_access_key_secret_ref]);
+                    selectors.extend(r.session_token_secret_ref.as_ref());
+                }
+            }
+            ProviderSpec::AzureKeyVault(spec) => {
+                if let Some(r) = &spec.auth_secret_ref {
+                    selectors.extend([&r.client_id, &r.client_secret, &r.client_certificate, &r.tenant_id].into_iter().flatten());
+                }
+            }
+        }
+        let mut out: Vec<(Option<String>, String)> =
+            selectors.into_iter().map(|s| (self.key.namespace.clone().or_else(|| s.namespace.clone()), s.name.clone())).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 

@@ -1,0 +1,350 @@
+//! Controller mode: `extsecret controller` reconciles `external-secrets.io/v1` ExternalSecrets in
+//! a cluster as ESO does, with the render's API types, providers, resolution and templates.
+//!
+//! - `objects`: the dynamic `external-secrets.io` objects as documents for the shared decoders.
+//! - `policy`: creationPolicy, deletionPolicy, refreshPolicy, the refresh decision and spreads.
+//! - `target`: the Secret write plan (server-side apply body, keys to remove, refusals).
+//! - `hash`: ESO's data hash and meta hash, byte for byte.
+//! - `status`: ESO's status and Ready condition.
+//! - `wave`: reads of ExternalSecrets due together resolved together (deduplicated, batched).
+//! - `reconcile`: one reconcile, finalizer and deletionPolicy.
+//! - `metrics`: ESO's metric names, `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Watches: ExternalSecrets (generation, label, annotation, finalizer and deletion changes only;
+//! status writes do not re-trigger), the *metadata* of Secrets labelled
+//! `reconcile.external-secrets.io/managed=true` (an edit or deletion of a managed Secret is
+//! repaired at once; no cache of all Secrets), and SecretStores and ClusterSecretStores (a change
+//! requeues the ExternalSecrets that use the store).
+
+pub mod hash;
+pub mod metrics;
+pub mod objects;
+pub mod policy;
+pub mod reconcile;
+pub mod status;
+pub mod target;
+pub mod wave;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use crate::api::{EsoKind, StoreRefKind};
+use crate::resolve::client_cache::ClientCache;
+use crate::settings::{parse_duration, Settings};
+
+/// `extsecret controller` flags (each also from an `EXTSECRET_*` variable).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// kubeconfig file (default: in-cluster config, else KUBECONFIG or ~/.kube/config)
+    #[arg(long, env = "EXTSECRET_KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch one namespace only (default: the whole cluster)
+    #[arg(long, env = "EXTSECRET_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Process only stores whose spec.controller names this class (`default` also takes empty ones)
+    #[arg(long, env = "EXTSECRET_CONTROLLER_CLASS", default_value = "default")]
+    pub controller_class: String,
+    /// Address of /metrics, /healthz and /readyz
+    #[arg(long, env = "EXTSECRET_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Run only while holding the Lease (one active replica at a time)
+    #[arg(long, env = "EXTSECRET_LEADER_ELECT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease
+    #[arg(long, env = "EXTSECRET_LEASE_NAME", default_value = "extsecret-controller")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else the client's default namespace)
+    #[arg(long, env = "EXTSECRET_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Lease validity in seconds; a standby takes over this long after the leader stops renewing
+    #[arg(long, env = "EXTSECRET_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration: u64,
+    /// How long a refresh wave gathers ExternalSecrets before reading (`100ms`)
+    #[arg(long, env = "EXTSECRET_WAVE_WINDOW", default_value = "100ms", value_parser = parse_duration)]
+    pub wave_window: Duration,
+    /// Reconciles in flight at once
+    #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    pub reconciles: u16,
+    /// Provider calls in flight at once, per wave
+    #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Deadline of one wave's provider reads (`45s`)
+    #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Do not use BatchGetSecretValue
+    #[arg(long, env = "EXTSECRET_NO_BATCH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_batch: bool,
+    /// Warn about unknown fields instead of failing
+    #[arg(long, env = "EXTSECRET_LENIENT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub lenient: bool,
+}
+
+impl ControllerArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            strictness: if self.lenient { crate::api::Strictness::Lenient } else { crate::api::Strictness::Strict },
+            concurrency: self.concurrency as usize,
+            timeout: self.timeout,
+            batch: !self.no_batch,
+            controller: true,
+            namespace: None,
+            ..Settings::default()
+        }
+    }
+}
+
+async fn client(args: &ControllerArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Whether an ExternalSecret object names the store `(kind, name)` (its default store or any
+/// `sourceRef.storeRef`); `namespace` is the store's for a SecretStore.
+fn uses_store(es: &DynamicObject, kind: StoreRefKind, name: &str, namespace: Option<&str>) -> bool {
+    if kind == StoreRefKind::SecretStore && es.namespace().as_deref() != namespace {
+        return false;
+    }
+    let matches = |r: &Value| {
+        let k = r.get("kind").and_then(Value::as_str).unwrap_or("");
+        let k = if k.is_empty() { "SecretStore" } else { k };
+        r.get("name").and_then(Value::as_str) == Some(name) && k == kind.as_str()
+    };
+    let spec = es.data.get("spec");
+    spec.and_then(|s| s.get("secretStoreRef")).is_some_and(matches)
+        || ["data", "dataFrom"].iter().any(|f| {
+            spec.and_then(|s| s.get(*f))
+                .and_then(Value::as_array)
+                .is_some_and(|items| items.iter().any(|i| i.pointer("/sourceRef/storeRef").is_some_and(matches)))
+        })
+}
+
+/// Only these changes of an ExternalSecret trigger a reconcile (ESO's
+/// `shouldEnqueueExternalSecretUpdate`): status writes do not.
+fn trigger_hash(es: &DynamicObject) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    es.metadata.generation.hash(&mut h);
+    es.labels().iter().collect::<Vec<_>>().hash(&mut h);
+    es.annotations().iter().collect::<Vec<_>>().hash(&mut h);
+    es.finalizers().hash(&mut h);
+    es.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the controller until SIGTERM/SIGINT; returns the exit code.
+pub async fn run(args: ControllerArgs) -> i32 {
+    match run_inner(args).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("extsecret controller: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
+    let client = client(&args).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let health = Arc::new(metrics::Health::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tokio::spawn(metrics::serve(listener, metrics.clone(), health.clone()));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("signal received: finishing reconciles in flight, then stopping");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    // Leader election: wait for the Lease before doing anything.
+    let mut leadership = None;
+    if args.leader_elect {
+        let ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let identity = std::env::var("POD_NAME")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("extsecret-{}-{:x}", std::process::id(), policy::random_seed() & 0xffff_ffff));
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&ns)
+            .with_identity(&identity)
+            .with_duration(args.lease_duration)
+            .with_grace((args.lease_duration / 3).max(1))
+            .build()
+            .await?;
+        let (mut rx, handle) = manager.watch().await;
+        health.ready.store(true, Ordering::Relaxed);
+        tracing::info!("waiting for Lease {ns}/{} as {identity}", args.lease_name);
+        let won = tokio::select! {
+            r = rx.wait_for(|leader| *leader) => { r?; true }
+            _ = stopped(stop_rx.clone()) => false,
+        };
+        if !won {
+            drop(rx);
+            let _ = handle.await;
+            return Ok(());
+        }
+        tracing::info!("holding Lease {ns}/{}: this replica is the active writer", args.lease_name);
+        leadership = Some((rx, handle));
+    }
+
+    let settings = args.settings();
+    let cache = {
+        let m = metrics.clone();
+        Arc::new(ClientCache::new(Arc::new(move |provider, call, ok| {
+            m.provider_calls.with_label_values(&[provider, call, if ok { "success" } else { "error" }]).inc();
+        })))
+    };
+    let waves = wave::Waves::start(wave::WaveConfig {
+        client: client.clone(),
+        settings: settings.clone(),
+        controller_class: args.controller_class.clone(),
+        cache,
+        window: args.wave_window,
+        max: 1000,
+    });
+    let reporter = Reporter { controller: "extsecret".into(), instance: std::env::var("POD_NAME").ok() };
+    let ctx = Arc::new(reconcile::Context {
+        client: client.clone(),
+        settings,
+        waves,
+        metrics: metrics.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        failures: Mutex::new(HashMap::new()),
+        targets: Mutex::new(HashMap::new()),
+    });
+
+    let es_resource = objects::resource(EsoKind::ExternalSecret);
+    let scoped = |r: &kube::api::ApiResource| match &args.namespace {
+        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, r),
+        None => Api::<DynamicObject>::all_with(client.clone(), r),
+    };
+    let writer = reflector::store::Writer::<DynamicObject>::new(es_resource.clone());
+    let reader: Store<DynamicObject> = writer.as_reader();
+    let es_stream = reflector::reflector(
+        writer,
+        watcher(scoped(&es_resource), watcher::Config::default()).default_backoff().modify(|o: &mut DynamicObject| {
+            o.managed_fields_mut().clear();
+        }),
+    )
+    .applied_objects()
+    .predicate_filter(trigger_hash, Default::default());
+
+    let secret_api: Api<PartialObjectMeta<Secret>> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let managed = watcher::Config::default().labels(&format!("{}=true", target::MANAGED_LABEL));
+    let targets_ctx = ctx.clone();
+    let es_res = es_resource.clone();
+    let secret_to_es = move |s: PartialObjectMeta<Secret>| {
+        let ns = s.namespace().unwrap_or_default();
+        let mut names: Vec<String> = s
+            .owner_references()
+            .iter()
+            .filter(|r| r.kind == "ExternalSecret" && r.controller == Some(true))
+            .map(|r| r.name.clone())
+            .collect();
+        if let Ok(t) = targets_ctx.targets.lock() {
+            names.extend(t.get(&(ns.clone(), s.name_any())).cloned());
+        }
+        names.sort();
+        names.dedup();
+        names.into_iter().map(|n| ObjectRef::new_with(&n, es_res.clone()).within(&ns)).collect::<Vec<_>>()
+    };
+    let by_store = |kind: StoreRefKind, reader: Store<DynamicObject>| {
+        move |store: DynamicObject| {
+            let (name, ns) = (store.name_any(), store.namespace());
+            reader
+                .state()
+                .into_iter()
+                .filter(|es| uses_store(es, kind, &name, ns.as_deref()))
+                .map(|es| ObjectRef::from_obj_with(es.as_ref(), objects::resource(EsoKind::ExternalSecret)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let ss = objects::resource(EsoKind::SecretStore);
+    let css = objects::resource(EsoKind::ClusterSecretStore);
+
+    let ready_reader = reader.clone();
+    let ready_health = health.clone();
+    tokio::spawn(async move {
+        if ready_reader.wait_until_ready().await.is_ok() {
+            ready_health.ready.store(true, Ordering::Relaxed);
+            tracing::info!("ExternalSecret cache synced");
+        }
+    });
+
+    let lost = async move {
+        match leadership {
+            Some((mut rx, _handle)) => {
+                let _ = rx.wait_for(|leader| !*leader).await;
+                tracing::error!("lost the Lease: stopping so that only one replica writes");
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        lost.await;
+        let _ = lost_tx.send(());
+    });
+    let mut lost_rx = lost_rx;
+    let shutdown = {
+        let stop_rx = stop_rx.clone();
+        async move {
+            tokio::select! { _ = stopped(stop_rx) => {}, _ = &mut lost_rx => {} }
+        }
+    };
+
+    let mut css_api = Api::<DynamicObject>::all_with(client.clone(), &css);
+    if args.namespace.is_some() {
+        // A namespaced controller still reads ClusterSecretStores (cluster-scoped).
+        css_api = Api::<DynamicObject>::all_with(client.clone(), &css);
+    }
+    Controller::for_stream_with(es_stream, reader.clone(), es_resource.clone())
+        .with_config(ControllerConfig::default().concurrency(args.reconciles))
+        .watches(secret_api, managed, secret_to_es)
+        .watches_with(scoped(&ss), ss.clone(), watcher::Config::default(), by_store(StoreRefKind::SecretStore, reader.clone()))
+        .watches_with(css_api, css.clone(), watcher::Config::default(), by_store(StoreRefKind::ClusterSecretStore, reader.clone()))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!("controller: {e}");
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+    Ok(())
+}

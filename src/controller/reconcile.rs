@@ -1,0 +1,383 @@
+//! One reconcile of one ExternalSecret (ESO's `Reconcile`): finalizer and deletionPolicy,
+//! the refresh decision, a read in the next wave, the Secret write (server-side apply), events,
+//! status and metrics. A provider or template error never touches the Secret.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::metrics::Metrics;
+use super::policy::{self, CreationPolicy, DeletionPolicy, RefreshPolicy};
+use super::status::{self, message, reason, Outcome};
+use super::target::{self, Owner, WritePlan};
+use super::wave::{WaveResult, Waves};
+use super::{hash, objects};
+use crate::api::{ApiVersion, EsoKind};
+use crate::problem::Problems;
+use crate::settings::Settings;
+
+/// ESO's finalizer on an ExternalSecret whose deletionPolicy needs work when it goes.
+pub const FINALIZER: &str = "externalsecrets.external-secrets.io/externalsecret-cleanup";
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub waves: Waves,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Consecutive failures per ExternalSecret uid, for the backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// Target Secret `(namespace, name)` → ExternalSecret name, to map Secret events back.
+    pub targets: Mutex<HashMap<(String, String), String>>,
+}
+
+/// Why a reconcile failed; the controller retries with capped exponential backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0}")]
+    Sync(String),
+    #[error("kube API: {0}")]
+    Api(String),
+}
+
+/// Reconciles one ExternalSecret. Errors are value-free.
+pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_inner(&obj, &ctx).await;
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    let uid = obj.uid().unwrap_or_default();
+    if let Ok(mut f) = ctx.failures.lock() {
+        if result.is_ok() {
+            f.remove(&uid);
+        }
+    }
+    result
+}
+
+/// After a failure: 1 s, 2 s, 4 s, ... at most 5 minutes, with a spread.
+pub fn error_policy(obj: Arc<DynamicObject>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let uid = obj.uid().unwrap_or_default();
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(uid).or_insert(0);
+            *n += 1;
+            *n
+        })
+        .unwrap_or(1);
+    let delay = policy::backoff(n, policy::random_seed());
+    tracing::warn!("ExternalSecret {}/{}: {err}; retrying in {}s", obj.namespace().unwrap_or_default(), obj.name_any(), delay.as_secs());
+    Action::requeue(delay)
+}
+
+fn reference(obj: &DynamicObject) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("external-secrets.io/v1".into()),
+        kind: Some("ExternalSecret".into()),
+        name: obj.metadata.name.clone(),
+        namespace: obj.metadata.namespace.clone(),
+        uid: obj.metadata.uid.clone(),
+        resource_version: obj.metadata.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+impl Context {
+    async fn event(&self, obj: &DynamicObject, warning: bool, reason: &str, note: String) {
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note.chars().take(1024).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference(obj)).await {
+            tracing::debug!("event not recorded: {}", objects::api_error(&e));
+        }
+    }
+
+    fn es_api(&self, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, &objects::resource(EsoKind::ExternalSecret))
+    }
+
+    /// Patches the status when it changes, and the Ready gauge.
+    async fn set_status(&self, obj: &DynamicObject, outcome: &Outcome, now: OffsetDateTime) -> Result<(), ReconcileError> {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        self.metrics.set_ready(&name, &ns, outcome.ready);
+        let current = obj.data.get("status");
+        let patch = status::patch(current, outcome, now);
+        if !status::changes(current, &patch) {
+            return Ok(());
+        }
+        match self.es_api(&ns).patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(e) if objects::is_not_found(&e) => Ok(()),
+            Err(e) => Err(ReconcileError::Api(format!("status of ExternalSecret {ns}/{name}: {}", objects::api_error(&e)))),
+        }
+    }
+
+    /// Records a failed sync: Warning event with the details, Ready=False with ESO's short message.
+    async fn fail(&self, obj: &DynamicObject, short: &str, details: String, now: OffsetDateTime) -> Result<(), ReconcileError> {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        self.metrics.sync_errors.with_label_values(&[&name, &ns]).inc();
+        self.event(obj, true, "UpdateFailed", details).await;
+        let outcome = Outcome { ready: false, reason: reason::SYNCED_ERROR, message: short.into(), synced: None };
+        self.set_status(obj, &outcome, now).await
+    }
+}
+
+/// Value-free text of problems, without the `cluster: document 0:` origin prefix.
+fn describe(problems: &Problems) -> String {
+    problems
+        .0
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.origin = None;
+            p.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, ReconcileError> {
+    let now = OffsetDateTime::now_utc();
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let doc = objects::document(objects::to_value(obj));
+    let parsed = crate::resolve::parse_external_secret(&doc, ApiVersion::V1, &ctx.settings);
+    let target_name = parsed.as_ref().map(|p| p.target_name().to_string()).unwrap_or_else(|_| name.clone());
+    if let Ok(mut t) = ctx.targets.lock() {
+        t.insert((ns.clone(), target_name.clone()), name.clone());
+    }
+    let spec_target = obj.data.pointer("/spec/target");
+    let text = |k: &str| spec_target.and_then(|t| t.get(k)).and_then(Value::as_str);
+    let deletion = DeletionPolicy::parse(text("deletionPolicy")).unwrap_or_default();
+    let creation = CreationPolicy::parse(text("creationPolicy")).unwrap_or_default();
+
+    // Deletion: deletionPolicy through the finalizer, then let the object go.
+    if obj.metadata.deletion_timestamp.is_some() {
+        if obj.finalizers().iter().any(|f| f == FINALIZER) {
+            cleanup(obj, ctx, &ns, &target_name, deletion, creation).await?;
+            remove_finalizer(obj, ctx).await?;
+        }
+        ctx.metrics.forget(&name, &ns);
+        if let Ok(mut t) = ctx.targets.lock() {
+            t.remove(&(ns.clone(), target_name));
+        }
+        return Ok(Action::await_change());
+    }
+
+    let es = match parsed {
+        Ok(es) => es,
+        Err(problems) => {
+            // A configuration error: reported, not retried until the object changes.
+            ctx.fail(obj, "invalid ExternalSecret", describe(&problems), now).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let refresh_policy = RefreshPolicy::parse(es.spec.refresh_policy.as_deref());
+    let interval = policy::refresh_interval(es.spec.refresh_interval.as_ref());
+    let (refresh_policy, interval) = match (refresh_policy, interval) {
+        (Ok(p), Ok(i)) => (p, i),
+        (Err(e), _) | (_, Err(e)) => {
+            ctx.fail(obj, "invalid ExternalSecret", e, now).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Err(e) = DeletionPolicy::parse(text("deletionPolicy")) {
+        ctx.fail(obj, "invalid ExternalSecret", e, now).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Refresh only when due, or when the Secret is not as written.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets
+        .get_opt(&target_name)
+        .await
+        .map_err(|e| ReconcileError::Api(format!("reading Secret {ns}/{target_name}: {}", objects::api_error(&e))))?;
+    let current_version = format!(
+        "{}-{}",
+        obj.metadata.generation.unwrap_or(0),
+        hash::meta_hash(&obj.labels().clone().into_iter().collect(), &obj.annotations().clone().into_iter().collect())
+    );
+    let last = status::last_sync(obj.data.get("status"));
+    let seed = policy::random_seed();
+    let requeue = |from: OffsetDateTime| match policy::next_refresh(refresh_policy, interval, from, OffsetDateTime::now_utc(), seed) {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    };
+    let valid = match creation {
+        CreationPolicy::Orphan | CreationPolicy::None => true,
+        _ => existing.as_ref().is_some_and(is_secret_valid),
+    };
+    if !policy::should_refresh(refresh_policy, interval, &last, &current_version, now) && valid {
+        return Ok(requeue(last.refresh_time.unwrap_or(now)));
+    }
+
+    // The finalizer first, so a Secret is never written that its deletionPolicy could not clean.
+    let wants_finalizer = deletion != DeletionPolicy::Retain;
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if wants_finalizer != has_finalizer {
+        set_finalizer(obj, ctx, wants_finalizer).await?;
+    }
+
+    ctx.metrics.sync_calls.with_label_values(&[&name, &ns]).inc();
+    let rendered = match ctx.waves.resolve(es).await {
+        WaveResult::OtherClass(class) => {
+            tracing::debug!("ExternalSecret {ns}/{name}: its store belongs to controller class `{class}`; skipped");
+            return Ok(Action::await_change());
+        }
+        WaveResult::Failed(problems) => {
+            let details = describe(&problems);
+            ctx.fail(obj, message::PROVIDER_ERROR, details.clone(), now).await?;
+            return Err(ReconcileError::Sync(details));
+        }
+        WaveResult::Rendered(r) => r,
+    };
+
+    let owner = Owner { name: name.clone(), namespace: ns.clone(), uid: obj.uid().unwrap_or_default() };
+    let synced = Outcome {
+        ready: true,
+        reason: reason::SYNCED,
+        message: message::SYNCED.into(),
+        synced: Some((now, current_version.clone(), target_name.clone())),
+    };
+    match target::plan(&rendered, &owner, creation, existing.as_ref()) {
+        WritePlan::UpToDate => ctx.set_status(obj, &synced, now).await?,
+        WritePlan::Missing => {
+            let outcome = Outcome { ready: true, reason: reason::MISSING, message: message::MERGE_MISSING.into(), ..synced };
+            ctx.set_status(obj, &outcome, now).await?;
+        }
+        WritePlan::Refuse(why) => {
+            // A conflict no retry fixes: reported, then left until something changes.
+            ctx.fail(obj, &why, format!("Secret {ns}/{target_name}: {why}"), now).await?;
+            return Ok(Action::await_change());
+        }
+        WritePlan::Apply { body, remove_keys, create } => {
+            let params = PatchParams::apply(&target::field_manager(&name)).force();
+            let written = match secrets.patch(&target_name, &params, &Patch::Apply(&body)).await {
+                Ok(_) if remove_keys.is_empty() => Ok(()),
+                Ok(_) => {
+                    let nulls: serde_json::Map<String, Value> = remove_keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+                    secrets.patch(&target_name, &PatchParams::default(), &Patch::Merge(&json!({ "data": nulls }))).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                if objects::is_conflict(&e) {
+                    return Ok(Action::requeue(Duration::from_millis(200)));
+                }
+                let details = format!("Secret {ns}/{target_name}: {}", objects::api_error(&e));
+                ctx.fail(obj, message::UPDATE_ERROR, details.clone(), now).await?;
+                return Err(ReconcileError::Api(details));
+            }
+            let (reason, note) = if create { ("Created", "secret created") } else { ("Updated", "secret updated") };
+            ctx.event(obj, false, reason, note.into()).await;
+            tracing::info!("ExternalSecret {ns}/{name}: Secret {target_name} {}", if create { "created" } else { "updated" });
+            ctx.set_status(obj, &synced, now).await?;
+        }
+    }
+    Ok(requeue(now))
+}
+
+/// ESO's `isSecretValid`: the Secret exists, carries the managed label, and its data still has
+/// the hash we wrote (an out-of-band edit or deletion is repaired at once).
+fn is_secret_valid(secret: &Secret) -> bool {
+    let labels = secret.metadata.labels.as_ref();
+    let annotations = secret.metadata.annotations.as_ref();
+    if labels.and_then(|l| l.get(target::MANAGED_LABEL)).map(String::as_str) != Some("true") {
+        return false;
+    }
+    let data = target::existing_data(secret);
+    let actual = hash::data_hash(data.iter().map(|(k, v)| (k, v.as_slice())));
+    annotations.and_then(|a| a.get(target::DATA_HASH_ANNOTATION)) == Some(&actual)
+}
+
+async fn set_finalizer(obj: &DynamicObject, ctx: &Context, present: bool) -> Result<(), ReconcileError> {
+    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if present {
+        finalizers.push(FINALIZER.into());
+    }
+    // A JSON patch guarded by the resourceVersion, so a concurrent finalizer change is not lost.
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    let ns = obj.namespace().unwrap_or_default();
+    match ctx.es_api(&ns).patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if objects::is_not_found(&e) => Ok(()),
+        Err(e) => Err(ReconcileError::Api(format!("finalizer of ExternalSecret {ns}/{}: {}", obj.name_any(), objects::api_error(&e)))),
+    }
+}
+
+async fn remove_finalizer(obj: &DynamicObject, ctx: &Context) -> Result<(), ReconcileError> {
+    set_finalizer(obj, ctx, false).await
+}
+
+/// deletionPolicy when the ExternalSecret goes: `Delete` deletes a Secret this ExternalSecret
+/// manages (not one it merged into); `Merge` (and `Delete` on a merged Secret) removes only the
+/// keys it wrote; `Retain` keeps the Secret.
+async fn cleanup(
+    obj: &DynamicObject,
+    ctx: &Context,
+    ns: &str,
+    target_name: &str,
+    deletion: DeletionPolicy,
+    creation: CreationPolicy,
+) -> Result<(), ReconcileError> {
+    if deletion == DeletionPolicy::Retain || creation == CreationPolicy::None {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(secret) = secrets.get_opt(target_name).await.map_err(|e| ReconcileError::Api(objects::api_error(&e)))? else {
+        return Ok(());
+    };
+    let managed = secret.metadata.labels.as_ref().and_then(|l| l.get(target::MANAGED_LABEL)).is_some_and(|v| v == "true");
+    let foreign_owner =
+        secret.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && Some(&r.uid) != obj.metadata.uid.as_ref());
+    if !managed || foreign_owner {
+        return Ok(());
+    }
+    if deletion == DeletionPolicy::Delete && !creation.merges() {
+        match secrets.delete(target_name, &DeleteParams::default()).await {
+            Ok(_) => {
+                ctx.event(obj, false, "Deleted", "secret deleted due to DeletionPolicy=Delete".into()).await;
+                Ok(())
+            }
+            Err(e) if objects::is_not_found(&e) => Ok(()),
+            Err(e) => Err(ReconcileError::Api(format!("deleting Secret {ns}/{target_name}: {}", objects::api_error(&e)))),
+        }
+    } else {
+        // Remove the keys this ExternalSecret wrote (as its field manager records them, or as
+        // its spec names them).
+        let mut keys: BTreeMap<String, Value> = BTreeMap::new();
+        for d in obj.data.pointer("/spec/data").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(k) = d.get("secretKey").and_then(Value::as_str) {
+                keys.insert(k.into(), Value::Null);
+            }
+        }
+        let manager = target::field_manager(&obj.name_any());
+        for entry in secret.metadata.managed_fields.iter().flatten().filter(|e| e.manager.as_deref() == Some(manager.as_str())) {
+            if let Some(data) = entry.fields_v1.as_ref().and_then(|f| f.0.get("f:data")).and_then(Value::as_object) {
+                keys.extend(data.keys().filter_map(|k| k.strip_prefix("f:")).map(|k| (k.to_string(), Value::Null)));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        secrets
+            .patch(target_name, &PatchParams::default(), &Patch::Merge(&json!({ "data": keys })))
+            .await
+            .map(|_| ())
+            .map_err(|e| ReconcileError::Api(format!("removing keys from Secret {ns}/{target_name}: {}", objects::api_error(&e))))
+    }
+}

@@ -1,0 +1,289 @@
+//! Refresh waves: ExternalSecrets that come due within a short window are resolved together, so
+//! each remote secret is read once per wave (deduplicated, batched with BatchGetSecretValue) however
+//! many ExternalSecrets use it. A wave reads its stores, their credential Secrets and the
+//! `templateFrom` sources fresh from the API server (one GET each per wave), then runs the same
+//! resolution as a render ([`crate::resolve::resolve_each`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DynamicObject};
+use kube::Client;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::objects;
+use crate::api::{EsoKind, StoreRef, StoreRefKind};
+use crate::problem::{Problem, Problems};
+use crate::resolve::client_cache::ClientCache;
+use crate::resolve::stores::Catalog;
+use crate::resolve::{ParsedExternalSecret, RenderedSecret};
+use crate::settings::Settings;
+
+/// The result of resolving one ExternalSecret in a wave.
+#[derive(Debug)]
+pub enum WaveResult {
+    /// A store it uses belongs to another controller class: leave the ExternalSecret alone.
+    OtherClass(String),
+    Rendered(RenderedSecret),
+    /// Value-free problems (names, fields, provider error classes).
+    Failed(Problems),
+}
+
+struct Request {
+    es: ParsedExternalSecret,
+    reply: oneshot::Sender<WaveResult>,
+}
+
+/// What a wave needs from the controller.
+pub struct WaveConfig {
+    pub client: Client,
+    pub settings: Settings,
+    pub controller_class: String,
+    pub cache: Arc<ClientCache>,
+    /// How long a wave collects ExternalSecrets after the first one arrives.
+    pub window: Duration,
+    /// Most ExternalSecrets in one wave.
+    pub max: usize,
+}
+
+/// Handle to the wave loop.
+#[derive(Clone)]
+pub struct Waves {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Waves {
+    /// Starts the loop that gathers requests into waves and resolves each wave on its own task.
+    pub fn start(config: WaveConfig) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Request>(4096);
+        let config = Arc::new(config);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let deadline = tokio::time::Instant::now() + config.window;
+                while batch.len() < config.max {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(r)) => batch.push(r),
+                        _ => break,
+                    }
+                }
+                tokio::spawn(run_wave(config.clone(), batch));
+            }
+        });
+        Waves { tx }
+    }
+
+    /// Resolves one ExternalSecret in the next wave.
+    pub async fn resolve(&self, es: ParsedExternalSecret) -> WaveResult {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Request { es, reply }).await.is_err() {
+            return WaveResult::Failed(Problem::new("the controller is shutting down").into());
+        }
+        answer.await.unwrap_or_else(|_| WaveResult::Failed(Problem::new("internal error: the wave ended without an answer").into()))
+    }
+}
+
+/// With the default class a controller takes stores whose `spec.controller` is empty or
+/// `default`; with any other class only stores naming it exactly.
+pub fn class_matches(store_class: &str, ours: &str) -> bool {
+    if ours == "default" {
+        store_class.is_empty() || store_class == "default"
+    } else {
+        store_class == ours
+    }
+}
+
+/// Every store an ExternalSecret names, as `(kind, namespace for SecretStores, name)`.
+fn store_refs(es: &ParsedExternalSecret) -> BTreeSet<(StoreRefKind, Option<String>, String)> {
+    let own = |r: &StoreRef| {
+        let ns = (r.kind == StoreRefKind::SecretStore).then(|| es.effective_namespace.clone()).flatten();
+        (r.kind, ns, r.name.clone())
+    };
+    let spec = &es.spec;
+    spec.secret_store_ref
+        .iter()
+        .chain(spec.data.iter().filter_map(|d| d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+        .chain(spec.data_from.iter().filter_map(|d| d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref())))
+        .map(own)
+        .collect()
+}
+
+async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
+    let client = &config.client;
+    // 1. The stores of the wave, fresh from the API server.
+    let mut wanted = BTreeSet::new();
+    for r in &batch {
+        wanted.extend(store_refs(&r.es));
+    }
+    let mut stores: BTreeMap<(StoreRefKind, Option<String>, String), Value> = BTreeMap::new();
+    for key in &wanted {
+        let (kind, ns, name) = key;
+        let api: Api<DynamicObject> = match (kind, ns) {
+            (StoreRefKind::SecretStore, Some(ns)) => Api::namespaced_with(client.clone(), ns, &objects::resource(EsoKind::SecretStore)),
+            (StoreRefKind::SecretStore, None) => continue,
+            (StoreRefKind::ClusterSecretStore, _) => Api::all_with(client.clone(), &objects::resource(EsoKind::ClusterSecretStore)),
+        };
+        match api.get_opt(name).await {
+            Ok(Some(obj)) => {
+                stores.insert(key.clone(), objects::to_value(&obj));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading {} {name}: {}", kind.as_str(), objects::api_error(&e)),
+        }
+    }
+    let class_of = |v: &Value| v.pointer("/spec/controller").and_then(Value::as_str).unwrap_or("").to_string();
+
+    // 2. The catalog: stores, their credentials, namespace labels for ClusterSecretStore conditions.
+    let settings = &config.settings;
+    let mut catalog = Catalog::default();
+    catalog.with_cache(config.cache.clone());
+    let mut store_problems: BTreeMap<(StoreRefKind, Option<String>, String), Problems> = BTreeMap::new();
+    let mut secret_api_cache: BTreeMap<(String, String), Option<Secret>> = BTreeMap::new();
+    let mut needs_namespace_labels = false;
+    for (key, value) in &stores {
+        if !class_matches(&class_of(value), &config.controller_class) {
+            continue;
+        }
+        let kind = if key.0 == StoreRefKind::SecretStore { EsoKind::SecretStore } else { EsoKind::ClusterSecretStore };
+        let doc = objects::document(value.clone());
+        if let Err(p) = catalog.add_store(&doc, kind, settings) {
+            store_problems.insert(key.clone(), p);
+            continue;
+        }
+        let store_key = crate::resolve::stores::StoreKey { kind: key.0, namespace: key.1.clone(), name: key.2.clone() };
+        let Some(store) = catalog.stores().find(|s| s.key == store_key).cloned() else { continue };
+        needs_namespace_labels |= store.spec.conditions.iter().any(|c| c.namespace_selector.is_some());
+        let mut fingerprint = format!(
+            "{}/{}",
+            value.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or(""),
+            value.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0)
+        );
+        for (ns, name) in store.credential_secrets() {
+            let Some(ns) = ns else { continue };
+            let entry = match secret_api_cache.get(&(ns.clone(), name.clone())) {
+                Some(s) => s.clone(),
+                None => {
+                    let got = Api::<Secret>::namespaced(client.clone(), &ns).get_opt(&name).await.ok().flatten();
+                    secret_api_cache.insert((ns.clone(), name.clone()), got.clone());
+                    got
+                }
+            };
+            if let Some(secret) = entry {
+                fingerprint.push('/');
+                fingerprint.push_str(secret.metadata.resource_version.as_deref().unwrap_or(""));
+                let doc = objects::document(serde_json::to_value(&secret).unwrap_or(Value::Null));
+                if let Err(p) = catalog.add_credentials(&doc, settings) {
+                    store_problems.insert(key.clone(), p);
+                }
+            }
+        }
+        catalog.set_fingerprint(&store_key, fingerprint);
+    }
+    if needs_namespace_labels {
+        let namespaces: BTreeSet<String> = batch.iter().filter_map(|r| r.es.effective_namespace.clone()).collect();
+        for ns in namespaces {
+            if let Ok(Some(obj)) = Api::<Namespace>::all(client.clone()).get_opt(&ns).await {
+                catalog.add_namespace(&objects::document(serde_json::to_value(&obj).unwrap_or(Value::Null)));
+            }
+        }
+    }
+
+    // 3. Sort out ExternalSecrets of another class and those whose store is unusable.
+    let mut answers: Vec<Option<WaveResult>> = Vec::with_capacity(batch.len());
+    let mut to_resolve = Vec::new();
+    for r in &batch {
+        let refs = store_refs(&r.es);
+        let foreign = refs.iter().find_map(|k| stores.get(k).map(class_of).filter(|c| !class_matches(c, &config.controller_class)));
+        if let Some(class) = foreign {
+            answers.push(Some(WaveResult::OtherClass(class)));
+            continue;
+        }
+        let mut problems = Problems::default();
+        for k in &refs {
+            if let Some(p) = store_problems.get(k) {
+                problems.0.extend(p.0.iter().cloned());
+            }
+        }
+        if problems.is_empty() {
+            answers.push(None);
+            to_resolve.push(r.es.clone());
+        } else {
+            answers.push(Some(WaveResult::Failed(problems)));
+        }
+    }
+
+    // 4. templateFrom sources of the wave's namespaces.
+    let mut docs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for es in &to_resolve {
+        let Some(ns) = es.effective_namespace.clone() else { continue };
+        for t in es.spec.target.template.iter().flat_map(|t| t.template_from.iter()) {
+            if let Some(cm) = &t.config_map {
+                if seen.insert(("ConfigMap", ns.clone(), cm.name.clone())) {
+                    if let Ok(Some(obj)) = Api::<ConfigMap>::namespaced(client.clone(), &ns).get_opt(&cm.name).await {
+                        docs.push(objects::document(serde_json::to_value(&obj).unwrap_or(Value::Null)));
+                    }
+                }
+            }
+            if let Some(s) = &t.secret {
+                if seen.insert(("Secret", ns.clone(), s.name.clone())) {
+                    if let Ok(Some(obj)) = Api::<Secret>::namespaced(client.clone(), &ns).get_opt(&s.name).await {
+                        docs.push(objects::document(serde_json::to_value(&obj).unwrap_or(Value::Null)));
+                    }
+                }
+            }
+        }
+    }
+    let sources = Arc::new(crate::render::template_sources(&docs, settings));
+
+    // 5. Resolve everything at once, under the deadline.
+    let count = to_resolve.len();
+    let early = std::sync::Mutex::new(Vec::new());
+    let resolved = if count == 0 {
+        Ok(Vec::new())
+    } else {
+        let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &early);
+        match tokio::time::timeout(settings.timeout, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut p = Problems(early.into_inner().unwrap_or_default());
+                p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
+                Err(p)
+            }
+        }
+    };
+    let mut results = match resolved {
+        Ok(r) => r.into_iter().map(|r| Some(r)).collect::<Vec<_>>(),
+        Err(p) => (0..count).map(|_| Some(Err(Problems(p.0.clone())))).collect(),
+    };
+    let mut next = results.iter_mut();
+    for (r, answer) in batch.into_iter().zip(answers) {
+        let result = match answer {
+            Some(a) => a,
+            None => match next.next().and_then(Option::take) {
+                Some(Ok(secret)) => WaveResult::Rendered(secret),
+                Some(Err(p)) => WaveResult::Failed(p),
+                None => WaveResult::Failed(Problem::new("internal error: no result").into()),
+            },
+        };
+        let _ = r.reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_classes() {
+        assert!(class_matches("", "default"));
+        assert!(class_matches("default", "default"));
+        assert!(!class_matches("eso", "default"));
+        assert!(class_matches("extsecret", "extsecret"));
+        assert!(!class_matches("", "extsecret"));
+        assert!(!class_matches("default", "extsecret"));
+    }
+}
