@@ -38,6 +38,8 @@ enum Command {
     },
     /// Run in the cluster: reconcile ExternalSecrets into Secrets, refresh them, report status
     Controller(extsecret::controller::ControllerArgs),
+    /// Print the CustomResourceDefinitions (external-secrets.io/v1; not over an installed ESO's)
+    Crds,
 }
 
 /// Log levels: `EXTSECRET_LOG` (default `warn`) for this tool; the AWS SDK and HTTP stack are held
@@ -136,6 +138,10 @@ async fn dispatch() -> i32 {
         Command::Krm { operator } => krm::run(operator).await,
         Command::LegacyPlugin { config, operator } => legacy::run(&config, operator).await,
         Command::Controller(args) => extsecret::controller::run(args).await,
+        Command::Crds => {
+            let docs: Vec<String> = extsecret::api::crd::crds().iter().map(extsecret::manifest::output::to_yaml).collect();
+            extsecret::frontend::emit(&docs.iter().map(|d| format!("---\n{d}")).collect::<String>())
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// `spec` of an ExternalSecret.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretSpec {
     /// Default store for every entry without its own `sourceRef.storeRef`.
@@ -32,7 +32,7 @@ pub struct ExternalSecretSpec {
 }
 
 /// `spec.secretStoreRef` / `sourceRef.storeRef`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreRef {
     pub name: String,
@@ -42,7 +42,7 @@ pub struct StoreRef {
 }
 
 /// Kind of store a reference names; `""` and absent mean `SecretStore`, as in ESO.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
 pub enum StoreRefKind {
     #[default]
     #[serde(alias = "")]
@@ -60,7 +60,7 @@ impl StoreRefKind {
 }
 
 /// `spec.target`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     /// Secret name; defaults to the ExternalSecret's name.
@@ -84,7 +84,7 @@ pub struct Target {
 }
 
 /// `spec.target.template` (ESO `ExternalSecretTemplate`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateSpec {
     /// Secret type, e.g. `kubernetes.io/tls`; default `Opaque`.
@@ -105,7 +105,7 @@ pub struct TemplateSpec {
 }
 
 /// `template.mergePolicy`: `Merge` keeps the provider data beside the templated keys.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum MergePolicy {
     #[default]
     #[serde(alias = "")]
@@ -114,7 +114,7 @@ pub enum MergePolicy {
 }
 
 /// `template.metadata`: label and annotation values are templates.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct TemplateMetadata {
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
@@ -126,7 +126,7 @@ pub struct TemplateMetadata {
 }
 
 /// One `template.templateFrom[]` entry: exactly one of `configMap`, `secret`, `literal`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateFrom {
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct TemplateFrom {
 }
 
 /// `templateFrom[].configMap` / `.secret`: an object of the input stream and the keys to use.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct TemplateRef {
     pub name: String,
     #[serde(default)]
@@ -153,7 +153,7 @@ pub struct TemplateRef {
 }
 
 /// `items[]`: a key of the ConfigMap/Secret, rendered as one value or as a YAML map.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRefItem {
     pub key: String,
@@ -162,7 +162,7 @@ pub struct TemplateRefItem {
 }
 
 /// `templateAs`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum TemplateScope {
     /// The item's value is a template for the value of the same key.
     #[default]
@@ -173,7 +173,7 @@ pub enum TemplateScope {
 }
 
 /// One `spec.data[]` entry.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataEntry {
     /// Key in the Secret; must match `^[-._a-zA-Z0-9]+$`.
@@ -184,7 +184,7 @@ pub struct DataEntry {
 }
 
 /// `remoteRef` (ESO `ExternalSecretDataRemoteRef`), also used by `dataFrom[].extract`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteRef {
     /// Provider key (AWS: secret name or ARN).
@@ -206,7 +206,7 @@ pub struct RemoteRef {
 }
 
 /// `remoteRef.metadataPolicy`: `Fetch` reads the secret's tags (as a JSON object) instead of its value.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub enum MetadataPolicy {
     #[default]
     #[serde(alias = "")]
@@ -215,7 +215,7 @@ pub enum MetadataPolicy {
 }
 
 /// Key conversion for `extract`/`find` keys, applied only when no `rewrite` is given (as ESO).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub enum ConversionStrategy {
     /// Every char that is not a letter, digit, `-`, `.` or `_` becomes `_`.
     #[default]
@@ -226,7 +226,7 @@ pub enum ConversionStrategy {
 }
 
 /// Decoding applied to each fetched value (ESO `runtime/decoding`).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub enum DecodingStrategy {
     #[default]
     #[serde(alias = "")]
@@ -241,7 +241,7 @@ pub enum DecodingStrategy {
 }
 
 /// `Fail` rejects values containing a NUL byte.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub enum NullBytePolicy {
     #[default]
     #[serde(alias = "")]
@@ -250,7 +250,7 @@ pub enum NullBytePolicy {
 }
 
 /// `sourceRef` of a `data[]` or `dataFrom[]` entry.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRef {
     #[serde(default)]
@@ -261,7 +261,7 @@ pub struct SourceRef {
 }
 
 /// One `spec.dataFrom[]` entry: exactly one of `extract` and `find`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataFromEntry {
     #[serde(default)]
@@ -275,7 +275,7 @@ pub struct DataFromEntry {
 }
 
 /// `dataFrom[].find`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindSpec {
     /// Name prefix to search under.
@@ -295,13 +295,13 @@ pub struct FindSpec {
 }
 
 /// `find.name`: an unanchored RE2 pattern (Go `MatchString`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub struct FindName {
     pub regexp: String,
 }
 
 /// One `dataFrom[].rewrite[]` step: `regexp` or `transform` (`merge` is not supported).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rewrite {
     #[serde(default)]
@@ -313,13 +313,13 @@ pub struct Rewrite {
 }
 
 /// `rewrite[].transform`: a template run per key with `{{ .value }}` = the key.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 pub struct RewriteTransform {
     pub template: String,
 }
 
 /// `rewrite[].regexp`: `source` is replaced by `target` in every key (`$1`, `${1}` expand groups).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 pub struct RewriteRegexp {
     pub source: String,
     pub target: String,

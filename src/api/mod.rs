@@ -4,6 +4,7 @@
 //! scope) and the seed's `v1alpha1` shape is mapped onto `v1` (`dataFrom[]` entries that are a bare
 //! remote reference become `dataFrom[].extract`).
 
+pub mod crd;
 pub mod decode;
 pub mod external_secret;
 pub mod meta;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// `spec` of a SecretStore or ClusterSecretStore. `provider` is decoded separately (see
 /// [`ProviderSpec`]) so that an unsupported provider is refused by name.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretStoreSpec {
     /// Controller class; not used at render time.
@@ -26,7 +26,7 @@ pub struct SecretStoreSpec {
 }
 
 /// `spec.retrySettings`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetrySettings {
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct RetrySettings {
 }
 
 /// One `spec.conditions[]` entry of a ClusterSecretStore.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStoreCondition {
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct ClusterStoreCondition {
 }
 
 /// Kubernetes `LabelSelector`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     #[serde(default)]
@@ -59,7 +59,7 @@ pub struct LabelSelector {
 }
 
 /// `matchExpressions[]`: operator `In`, `NotIn`, `Exists`, `DoesNotExist`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct LabelSelectorRequirement {
     pub key: String,
     pub operator: String,
@@ -104,7 +104,7 @@ pub enum ProviderSpec {
 pub const SUPPORTED_PROVIDERS: &[&str] = &["aws", "azurekv", "fake"];
 
 /// `spec.provider.azurekv` (ESO `AzureKVProvider`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureKvProvider {
     /// `https://NAME.vault.azure.net` (or the cloud's suffix).
@@ -134,7 +134,7 @@ pub struct AzureKvProvider {
 }
 
 /// `azurekv.authSecretRef`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureAuthSecretRef {
     #[serde(default)]
@@ -149,7 +149,7 @@ pub struct AzureAuthSecretRef {
 }
 
 /// `azurekv.customCloudConfig`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureCustomCloudConfig {
     #[serde(default)]
@@ -163,7 +163,7 @@ pub struct AzureCustomCloudConfig {
 }
 
 /// `spec.provider.fake` (ESO `FakeProvider`): values inline in the store.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FakeProvider {
     #[serde(default)]
@@ -171,7 +171,7 @@ pub struct FakeProvider {
 }
 
 /// `spec.provider.fake.data[]`: `value` served for `key` at `version` (`""` when unset).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FakeProviderData {
     pub key: String,
@@ -185,7 +185,7 @@ pub struct FakeProviderData {
 }
 
 /// `spec.provider.aws` (ESO `AWSProvider`), `service: SecretsManager` only.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsProvider {
     pub service: String,
@@ -218,14 +218,14 @@ pub struct AwsProvider {
 }
 
 /// `sessionTags[]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct AwsTag {
     pub key: String,
     pub value: String,
 }
 
 /// `provider.aws.auth`: none means the SDK's default credential chain.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsAuth {
     #[serde(default)]
@@ -236,7 +236,7 @@ pub struct AwsAuth {
 }
 
 /// `auth.secretRef`: static keys read from Kubernetes Secrets.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsSecretRef {
     #[serde(rename = "accessKeyIDSecretRef")]
@@ -247,7 +247,7 @@ pub struct AwsSecretRef {
 }
 
 /// A key of a Kubernetes Secret (`name`, `key`, optional `namespace`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub struct SecretKeySelector {
     pub name: String,
     #[serde(default)]

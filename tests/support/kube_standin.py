@@ -137,6 +137,7 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp.web
 import attrs
 import jsonpatch
 import kmock
@@ -323,6 +324,121 @@ def field_value(obj: dict[str, Any], dotted: str) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
     return str(value)
+
+
+# ----------------------------------------------------------------------------- protobuf bodies
+# kubectl's typed generators (create secret/configmap/namespace/serviceaccount/token) send
+# application/vnd.kubernetes.protobuf and never fall back to JSON, so the few kinds they write are
+# decoded here: the "k8s\0" + runtime.Unknown envelope, then a field-number schema per kind
+# (numbers from k8s.io/api's generated.proto). Empty strings and zero numbers read as "unset".
+
+def _pb_varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
+def _pb_fields(buf: bytes) -> Any:
+    i = 0
+    while i < len(buf):
+        key, i = _pb_varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _pb_varint(buf, i)
+        elif wire == 2:
+            length, i = _pb_varint(buf, i)
+            value, i = buf[i:i + length], i + length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = buf[i:i + size], i + size
+        else:
+            raise ValueError(f'unsupported protobuf wire type {wire}')
+        yield num, value
+
+
+def _pb_decode(buf: bytes, schema: dict[int, tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for num, raw in _pb_fields(buf):
+        if num not in schema:
+            continue
+        name, typ = schema[num]
+        repeated = isinstance(typ, list)
+        typ = typ[0] if repeated else typ
+        if typ in ('map', 'bmap'):
+            entry = dict(_pb_fields(raw))
+            value = entry.get(2, b'')
+            out.setdefault(name, {})[entry.get(1, b'').decode()] = (
+                value.decode() if typ == 'map' else base64.b64encode(value).decode())
+            continue
+        if typ == 'str':
+            value = raw.decode()
+        elif typ == 'int':
+            value = raw - (1 << 64) if raw >= 1 << 63 else raw
+        elif typ == 'bool':
+            value = bool(raw)
+        elif typ == 'bytes':
+            value = raw
+        elif typ in ('time', 'microtime'):
+            t = _pb_decode(raw, {1: ('s', 'int'), 2: ('n', 'int')})
+            stamp = datetime.datetime.fromtimestamp(t.get('s', 0) + t.get('n', 0) / 1e9, datetime.timezone.utc)
+            value = (None if not t.get('s') else stamp.strftime('%Y-%m-%dT%H:%M:%S.%fZ') if typ == 'microtime'
+                     else stamp.strftime('%Y-%m-%dT%H:%M:%SZ'))
+        else:
+            value = _pb_decode(raw, typ)
+        if repeated:
+            out.setdefault(name, []).append(value)
+        elif isinstance(value, (bool, bytes)) or value not in ('', 0, None, {}):
+            out[name] = value
+    return out
+
+
+_PB_META = ('metadata', {1: ('name', 'str'), 2: ('generateName', 'str'), 3: ('namespace', 'str'),
+                         5: ('uid', 'str'), 6: ('resourceVersion', 'str'), 7: ('generation', 'int'),
+                         8: ('creationTimestamp', 'time'), 9: ('deletionTimestamp', 'time'),
+                         10: ('deletionGracePeriodSeconds', 'int'), 11: ('labels', 'map'),
+                         12: ('annotations', 'map'),
+                         13: ('ownerReferences', [{1: ('kind', 'str'), 3: ('name', 'str'), 4: ('uid', 'str'),
+                                                   5: ('apiVersion', 'str'), 6: ('controller', 'bool'),
+                                                   7: ('blockOwnerDeletion', 'bool')}]),
+                         14: ('finalizers', ['str'])})
+_PB_KINDS: dict[tuple[str, str], dict[int, tuple[str, Any]]] = {
+    ('v1', 'Secret'): {1: _PB_META, 2: ('data', 'bmap'), 3: ('type', 'str'), 4: ('stringData', 'map'),
+                       5: ('immutable', 'bool')},
+    ('v1', 'ConfigMap'): {1: _PB_META, 2: ('data', 'map'), 3: ('binaryData', 'bmap'), 4: ('immutable', 'bool')},
+    ('v1', 'Namespace'): {1: _PB_META, 2: ('spec', {1: ('finalizers', ['str'])})},
+    ('v1', 'ServiceAccount'): {1: _PB_META, 2: ('secrets', [{1: ('kind', 'str'), 2: ('namespace', 'str'),
+                                                             3: ('name', 'str'), 4: ('uid', 'str'),
+                                                             5: ('apiVersion', 'str')}]),
+                               3: ('imagePullSecrets', [{1: ('name', 'str')}]),
+                               4: ('automountServiceAccountToken', 'bool')},
+    ('authentication.k8s.io/v1', 'TokenRequest'): {1: _PB_META, 2: ('spec', {
+        1: ('audiences', ['str']), 4: ('expirationSeconds', 'int'),
+        3: ('boundObjectRef', {1: ('kind', 'str'), 2: ('apiVersion', 'str'), 3: ('name', 'str'),
+                               4: ('uid', 'str')})})},
+    ('coordination.k8s.io/v1', 'Lease'): {1: _PB_META, 2: ('spec', {
+        1: ('holderIdentity', 'str'), 2: ('leaseDurationSeconds', 'int'), 3: ('acquireTime', 'microtime'),
+        4: ('renewTime', 'microtime'), 5: ('leaseTransitions', 'int'), 6: ('strategy', 'str'),
+        7: ('preferredHolder', 'str')})},
+}
+
+
+def decode_k8s_protobuf(raw: bytes) -> dict[str, Any]:
+    if not raw.startswith(b'k8s\x00'):
+        raise ValueError('no k8s protobuf envelope')
+    envelope = _pb_decode(raw[4:], {1: ('typeMeta', {1: ('apiVersion', 'str'), 2: ('kind', 'str')}),
+                                    2: ('raw', 'bytes'), 4: ('contentType', 'str')})
+    type_meta = envelope.get('typeMeta', {})
+    schema = _PB_KINDS.get((type_meta.get('apiVersion', ''), type_meta.get('kind', '')))
+    if schema is None:
+        raise KeyError(f'{type_meta.get("apiVersion")}/{type_meta.get("kind")}')
+    obj = {'apiVersion': type_meta['apiVersion'], 'kind': type_meta['kind']}
+    obj.update(_pb_decode(envelope.get('raw', b''), schema))
+    return obj
 
 
 # ----------------------------------------------------------------------------- selectors
@@ -596,6 +712,17 @@ class KubeStandin(kmock.KubernetesEmulator):
 
     # --- request entry ------------------------------------------------------------------------
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock decodes every body as text (UTF-8 unless the Content-Type names a charset), which
+        # fails on binary protobuf bodies; latin-1 decodes any bytes, and request.body stays raw.
+        ctype = raw_request.headers.get('Content-Type', '')
+        if ('protobuf' in ctype or 'cbor' in ctype) and 'charset' not in ctype:
+            headers = raw_request.headers.copy()
+            headers['Content-Type'] = f'{ctype}; charset=latin-1'
+            raw_request = raw_request.clone(headers=headers)
+        return await super().__call__(raw_request)
+
+
     def _parse_api_path(self, path: str) -> tuple[Kind | None, tuple[str, str, str], str | None,
                                                   str | None, str | None] | None:
         parts = [p for p in path.split('/') if p]
@@ -770,11 +897,16 @@ class KubeStandin(kmock.KubernetesEmulator):
 
     def _body(self, request: kmock.Request, verb: str) -> Any:
         ctype = self._header(request, 'content-type').split(';')[0].strip().lower()
+        raw = request.body or b''
+        if ctype == 'application/vnd.kubernetes.protobuf':
+            try:
+                return decode_k8s_protobuf(raw)
+            except (KeyError, ValueError, IndexError) as e:
+                raise ApiError(415, f'the stand-in cannot decode this protobuf body ({e}); send JSON',
+                               reason='UnsupportedMediaType') from None
         if 'protobuf' in ctype or 'cbor' in ctype:
-            # client-go (kubectl) then retries with JSON, as with a real server lacking that codec.
             raise ApiError(415, f'the body of the request was in an unknown format - accepted media '
                                 f'types include: application/json, application/yaml', reason='UnsupportedMediaType')
-        raw = request.body or b''
         if not raw.strip():
             if verb == 'delete':
                 return {}
