@@ -348,3 +348,5 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     tracing::info!("controller stopped");
     Ok(())
 }
+#[cfg(test)]
+mod api_calls_tests;

@@ -1365,7 +1365,7 @@ class KubeStandin(kmock.KubernetesEmulator):
                 if ctype == 'application/strategic-merge-patch+json':
                     body = strip_directives(body)
                 self._check_body_type(kind, body, required=False)
-                new = merge_patch(old, body)
+                new = merge_patch(copy.deepcopy(old), body)   # never share dicts with `old`
             self._check_rv(kind, old, new, name)
             new = self._sanitize_input(kind, new)
             self._check_target(kind, ns, name, new)
@@ -1399,7 +1399,7 @@ class KubeStandin(kmock.KubernetesEmulator):
                     config['metadata'].pop(field, None)
                 return await self._write(kind, ns, name, None, config, None, manager, 'Apply', applied, dry_run)
             self._check_rv(kind, old, config, name)
-            new = merge_patch(old, config)
+            new = merge_patch(copy.deepcopy(old), config)   # never share dicts with `old`
             key = self._key(kind, ns, name)
             owners = self._owners.get(key) or {}
             me: OwnerKey = (manager, 'Apply', sub or '')
