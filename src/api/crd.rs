@@ -244,4 +244,13 @@ mod tests {
         assert_eq!(provider["properties"]["aws"]["properties"]["region"]["type"], json!("string"));
         assert_eq!(crds[2]["spec"]["scope"], json!("Cluster"));
     }
+
+    #[test]
+    fn the_example_crds_are_the_generated_ones() {
+        let generated: String = crds().iter().map(|c| format!("---\n{}", crate::manifest::output::to_yaml(c))).collect();
+        assert!(
+            include_str!("../../examples/controller/crds.yaml") == generated,
+            "examples/controller/crds.yaml is stale: run `extsecret crds > examples/controller/crds.yaml`"
+        );
+    }
 }

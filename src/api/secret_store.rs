@@ -123,9 +123,9 @@ pub struct AzureKvProvider {
     /// ManagedIdentity: client id or resource id of a user-assigned identity.
     #[serde(default)]
     pub identity_id: Option<String>,
-    /// Needs an API server (TokenRequest): refused at render time.
+    /// `WorkloadIdentity` with a ServiceAccount token from TokenRequest. Controller only.
     #[serde(default)]
-    pub service_account_ref: Option<Value>,
+    pub service_account_ref: Option<ServiceAccountSelector>,
     /// ESO's switch between its two Go SDKs; meaningless here, accepted.
     #[serde(default, rename = "useAzureSDK")]
     pub use_azure_sdk: Option<bool>,
@@ -230,9 +230,28 @@ pub struct AwsTag {
 pub struct AwsAuth {
     #[serde(default)]
     pub secret_ref: Option<AwsSecretRef>,
-    /// Needs an API server (TokenRequest): refused at render time.
+    /// A ServiceAccount token (TokenRequest) exchanged with AssumeRoleWithWebIdentity for the
+    /// role in the ServiceAccount's `eks.amazonaws.com/role-arn` annotation. Controller only.
     #[serde(default)]
-    pub jwt: Option<Value>,
+    pub jwt: Option<AwsJwtAuth>,
+}
+
+/// `auth.jwt`.
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsJwtAuth {
+    pub service_account_ref: ServiceAccountSelector,
+}
+
+/// A ServiceAccount (`name`, optional `namespace` for ClusterSecretStores, token `audiences`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountSelector {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
 }
 
 /// `auth.secretRef`: static keys read from Kubernetes Secrets.

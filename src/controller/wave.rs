@@ -180,6 +180,15 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
                 }
             }
         }
+        if let Some((ns, name, audiences)) = store.service_account() {
+            match service_account_token(client, &config.cache, &store_key, &mut fingerprint, ns, &name, audiences).await {
+                Ok(Some(token)) => catalog.set_service_account_token(&store_key, token),
+                Ok(None) => {}
+                Err(message) => {
+                    store_problems.insert(key.clone(), Problem::new(message).object(format!("{store_key}")).into());
+                }
+            }
+        }
         catalog.set_fingerprint(&store_key, fingerprint);
     }
     if needs_namespace_labels {
@@ -271,6 +280,46 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         };
         let _ = r.reply.send(result);
     }
+}
+
+/// Reads the ServiceAccount a store authenticates with (its resourceVersion joins the store's
+/// fingerprint) and, unless a client for the same fingerprint is cached, asks TokenRequest for a
+/// token with the store's audiences (one hour).
+async fn service_account_token(
+    client: &Client,
+    cache: &ClientCache,
+    store: &crate::resolve::stores::StoreKey,
+    fingerprint: &mut String,
+    namespace: Option<String>,
+    name: &str,
+    audiences: Vec<String>,
+) -> Result<Option<crate::resolve::stores::ServiceAccountToken>, String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let ns = namespace.ok_or_else(|| format!("ServiceAccount `{name}`: a ClusterSecretStore's serviceAccountRef needs a namespace"))?;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let sa = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading ServiceAccount {ns}/{name}: {}", objects::api_error(&e)))?
+        .ok_or_else(|| format!("ServiceAccount {ns}/{name} not found"))?;
+    fingerprint.push_str("/sa:");
+    fingerprint.push_str(sa.metadata.resource_version.as_deref().unwrap_or(""));
+    if cache.get(store, fingerprint).is_some() {
+        return Ok(None);
+    }
+    let request =
+        TokenRequest { spec: TokenRequestSpec { audiences, expiration_seconds: Some(3600), ..Default::default() }, ..Default::default() };
+    let answer = api
+        .create_token_request(name, &Default::default(), &request)
+        .await
+        .map_err(|e| format!("TokenRequest for ServiceAccount {ns}/{name}: {}", objects::api_error(&e)))?;
+    let token = answer
+        .status
+        .map(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("TokenRequest for ServiceAccount {ns}/{name} returned no token"))?;
+    Ok(Some(crate::resolve::stores::ServiceAccountToken { token, annotations: sa.metadata.annotations.unwrap_or_default() }))
 }
 
 #[cfg(test)]

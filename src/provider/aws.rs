@@ -53,6 +53,20 @@ impl fmt::Debug for StaticKeys {
     }
 }
 
+/// A web identity for `AssumeRoleWithWebIdentity` (controller mode, `auth.jwt`): the role from
+/// the ServiceAccount's `eks.amazonaws.com/role-arn` annotation and a token from TokenRequest.
+#[derive(Clone)]
+pub struct WebIdentity {
+    pub role_arn: String,
+    pub token: String,
+}
+
+impl fmt::Debug for WebIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebIdentity({}, <token redacted>)", self.role_arn)
+    }
+}
+
 /// A Secrets Manager client for one store.
 pub struct AwsClient {
     client: aws_sdk_secretsmanager::Client,
@@ -64,6 +78,17 @@ impl AwsClient {
     /// Builds the client: region, credentials (static `keys` or the default chain), then the role
     /// chain. Role assumption calls STS now, once per store and run.
     pub async fn new(spec: &AwsProvider, keys: Option<StaticKeys>, batching: bool) -> Result<Self, ProviderError> {
+        Self::with_identity(spec, keys, None, batching).await
+    }
+
+    /// As [`AwsClient::new`], first exchanging `web_identity` (if any) for role credentials with
+    /// `sts:AssumeRoleWithWebIdentity`, as ESO's JWT auth does.
+    pub async fn with_identity(
+        spec: &AwsProvider,
+        keys: Option<StaticKeys>,
+        web_identity: Option<WebIdentity>,
+        batching: bool,
+    ) -> Result<Self, ProviderError> {
         if spec.service != "SecretsManager" {
             return Err(ProviderError::new(
                 ErrorClass::Config,
@@ -89,6 +114,23 @@ impl AwsClient {
             ));
         }
         let mut config = loader.load().await;
+        if let Some(w) = web_identity {
+            let out = aws_sdk_sts::Client::new(&config)
+                .assume_role_with_web_identity()
+                .role_arn(&w.role_arn)
+                .role_session_name("extsecret")
+                .web_identity_token(w.token)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&format!("sts:AssumeRoleWithWebIdentity `{}`", w.role_arn), e))?;
+            let c = out
+                .credentials
+                .ok_or_else(|| ProviderError::new(ErrorClass::Other, "sts:AssumeRoleWithWebIdentity returned no credentials"))?;
+            let expiry = std::time::SystemTime::try_from(c.expiration).ok();
+            let creds = Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), expiry, "extsecret-web-identity");
+            config =
+                config.to_builder().credentials_provider(aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(creds)).build();
+        }
         let last = spec.role.iter().map(|r| (r, true));
         for (role, is_final) in spec.additional_roles.iter().map(|r| (r, false)).chain(last) {
             config = assume_role(&config, role, is_final.then_some(spec)).await?;

@@ -56,6 +56,12 @@ pub enum AzureAuth {
         tenant_id: Option<String>,
         client_id: Option<String>,
     },
+    /// Workload identity with a token the controller got from TokenRequest (`serviceAccountRef`).
+    FederatedToken {
+        tenant_id: String,
+        client_id: String,
+        token: String,
+    },
 }
 
 impl fmt::Debug for AzureAuth {
@@ -138,6 +144,11 @@ impl AzureClient {
                 let assertion = CertificateAssertion::new(&pem, &client_id, &format!("{authority}/{tenant_id}/oauth2/v2.0/token"))?;
                 let options = azure_identity::ClientAssertionCredentialOptions { client_options: client_options() };
                 azure_identity::ClientAssertionCredential::new(tenant_id, client_id, assertion, Some(options)).map_err(config)?
+            }
+            AzureAuth::FederatedToken { tenant_id, client_id, token } => {
+                let options = azure_identity::ClientAssertionCredentialOptions { client_options: client_options() };
+                azure_identity::ClientAssertionCredential::new(tenant_id, client_id, FederatedToken(token), Some(options))
+                    .map_err(config)?
             }
             AzureAuth::ManagedIdentity { identity_id } => {
                 let mut options = azure_identity::ManagedIdentityCredentialOptions::default();
@@ -452,6 +463,22 @@ impl CertificateAssertion {
 impl azure_identity::ClientAssertion for CertificateAssertion {
     async fn secret(&self, _: Option<azure_core::http::ClientMethodOptions<'_>>) -> azure_core::Result<String> {
         self.sign().map_err(|m| azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, m))
+    }
+}
+
+/// A ServiceAccount token used as the client assertion (workload identity federation).
+struct FederatedToken(String);
+
+impl fmt::Debug for FederatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FederatedToken(<redacted>)")
+    }
+}
+
+#[async_trait]
+impl azure_identity::ClientAssertion for FederatedToken {
+    async fn secret(&self, _: Option<azure_core::http::ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        Ok(self.0.clone())
     }
 }
 

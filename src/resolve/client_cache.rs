@@ -1,19 +1,24 @@
 //! Provider clients kept across runs (controller mode). ESO builds a fresh client per reconcile,
 //! re-doing STS / token exchanges each time; here a store's client is built once and reused while
 //! its fingerprint (the store's uid and generation, and the resourceVersions of the Secrets its
-//! credentials come from) is unchanged, and rebuilt after an access error (401/403).
+//! credentials come from) is unchanged, and rebuilt after an access error (401/403) or once it is
+//! [`MAX_AGE`] old (tokens from TokenRequest and STS sessions last an hour).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::stores::StoreKey;
 use crate::provider::metered::{CallObserver, Metered};
 use crate::provider::Provider;
 
-/// Clients by store, each with the fingerprint it was built for.
+/// A client older than this is rebuilt (fresh token, fresh STS session).
+pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
+
+/// Clients by store, each with the fingerprint it was built for and when.
 pub struct ClientCache {
-    entries: Mutex<HashMap<StoreKey, (String, Arc<Metered>)>>,
+    entries: Mutex<HashMap<StoreKey, (String, Arc<Metered>, Instant)>>,
     observe: CallObserver,
     builds: AtomicU64,
 }
@@ -27,8 +32,8 @@ impl ClientCache {
     /// The client built for `store` with this `fingerprint`, unless it was revoked.
     pub fn get(&self, store: &StoreKey, fingerprint: &str) -> Option<Arc<dyn Provider>> {
         let entries = self.entries.lock().ok()?;
-        let (fp, client) = entries.get(store)?;
-        (fp == fingerprint && !client.revoked()).then(|| client.clone() as Arc<dyn Provider>)
+        let (fp, client, built) = entries.get(store)?;
+        (fp == fingerprint && !client.revoked() && built.elapsed() < MAX_AGE).then(|| client.clone() as Arc<dyn Provider>)
     }
 
     /// Keeps a newly built client and returns it wrapped (counted, revocable).
@@ -36,7 +41,7 @@ impl ClientCache {
         self.builds.fetch_add(1, Ordering::Relaxed);
         let metered = Arc::new(Metered::new(client, self.observe.clone()));
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(store.clone(), (fingerprint.to_string(), metered.clone()));
+            entries.insert(store.clone(), (fingerprint.to_string(), metered.clone(), Instant::now()));
         }
         metered
     }

@@ -54,7 +54,29 @@ pub struct Catalog {
     credentials: BTreeMap<(String, String), BTreeMap<String, SecretValue>>,
     /// Controller mode: clients kept across runs, by store fingerprint.
     cache: Option<(Arc<super::client_cache::ClientCache>, BTreeMap<StoreKey, String>)>,
+    /// Controller mode: ServiceAccount tokens for AWS `auth.jwt` and Azure `serviceAccountRef`.
+    service_account_tokens: BTreeMap<StoreKey, ServiceAccountToken>,
 }
+
+/// A ServiceAccount token from TokenRequest, with the ServiceAccount's annotations (controller
+/// mode). `Debug` redacts the token.
+#[derive(Clone)]
+pub struct ServiceAccountToken {
+    pub token: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ServiceAccountToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceAccountToken(<redacted>)")
+    }
+}
+
+/// AWS: the role `auth.jwt` assumes comes from this ServiceAccount annotation (as ESO and IRSA).
+pub const AWS_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+/// Azure workload identity: client and tenant ids from these ServiceAccount annotations.
+pub const AZURE_CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
+pub const AZURE_TENANT_ID_ANNOTATION: &str = "azure.workload.identity/tenant-id";
 
 impl std::fmt::Debug for super::client_cache::ClientCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,6 +282,11 @@ impl Catalog {
         }
     }
 
+    /// Gives a store its ServiceAccount token (controller mode).
+    pub fn set_service_account_token(&mut self, key: &StoreKey, token: ServiceAccountToken) {
+        self.service_account_tokens.insert(key.clone(), token);
+    }
+
     /// Every store of the catalog.
     pub fn stores(&self) -> impl Iterator<Item = &Store> {
         self.stores.values()
@@ -282,7 +309,22 @@ impl Catalog {
             ProviderSpec::AzureKeyVault(spec) => self.build_azure(store, spec),
             ProviderSpec::Aws(spec) => {
                 let auth = spec.auth.clone().unwrap_or_default();
-                if auth.jwt.is_some() {
+                let web_identity = match (&auth.jwt, self.service_account_tokens.get(&store.key)) {
+                    (Some(jwt), Some(t)) => Some(provider::aws::WebIdentity {
+                        role_arn: t.annotations.get(AWS_ROLE_ANNOTATION).cloned().ok_or_else(|| {
+                            ProviderError::new(
+                                ErrorClass::Config,
+                                format!(
+                                    "spec.provider.aws.auth.jwt: ServiceAccount `{}` has no `{AWS_ROLE_ANNOTATION}` annotation",
+                                    jwt.service_account_ref.name
+                                ),
+                            )
+                        })?,
+                        token: t.token.clone(),
+                    }),
+                    _ => None,
+                };
+                if auth.jwt.is_some() && web_identity.is_none() {
                     return Err(ProviderError::new(ErrorClass::Config, "spec.provider.aws.auth.jwt needs a Kubernetes API server (TokenRequest): use the controller, or the default credential chain (IRSA) at render time"));
                 }
                 let keys = match &auth.secret_ref {
@@ -303,7 +345,7 @@ impl Catalog {
                         })
                     }
                 };
-                Ok(Arc::new(provider::aws::AwsClient::new(spec, keys, settings.batch).await?))
+                Ok(Arc::new(provider::aws::AwsClient::with_identity(spec, keys, web_identity, settings.batch).await?))
             }
         }
     }
@@ -319,7 +361,8 @@ impl Catalog {
         if spec.vault_url.is_empty() {
             return Err(config(format!("{base}.vaultUrl is required")));
         }
-        if spec.service_account_ref.is_some() {
+        let federated = self.service_account_tokens.get(&store.key);
+        if spec.service_account_ref.is_some() && federated.is_none() {
             return Err(config(format!(
                 "{base}.serviceAccountRef needs a Kubernetes API server (TokenRequest): use the controller, or WorkloadIdentity with the pod's AZURE_FEDERATED_TOKEN_FILE at render time"
             )));
@@ -366,7 +409,19 @@ impl Catalog {
                 }
             }
             "ManagedIdentity" => AzureAuth::ManagedIdentity { identity_id: spec.identity_id.clone().filter(|i| !i.is_empty()) },
-            "WorkloadIdentity" => AzureAuth::WorkloadIdentity { tenant_id: tenant()?, client_id: read(&refs.client_id, "clientId")? },
+            "WorkloadIdentity" => match federated {
+                // serviceAccountRef (controller): ids from the store, else the ServiceAccount's annotations.
+                Some(t) => AzureAuth::FederatedToken {
+                    tenant_id: tenant()?.or_else(|| t.annotations.get(AZURE_TENANT_ID_ANNOTATION).cloned()).ok_or_else(|| {
+                        config(format!("{base}: no tenant id (tenantId, or the ServiceAccount's {AZURE_TENANT_ID_ANNOTATION} annotation)"))
+                    })?,
+                    client_id: read(&refs.client_id, "clientId")?.or_else(|| t.annotations.get(AZURE_CLIENT_ID_ANNOTATION).cloned()).ok_or_else(
+                        || config(format!("{base}: no client id (authSecretRef.clientId, or the ServiceAccount's {AZURE_CLIENT_ID_ANNOTATION} annotation)")),
+                    )?,
+                    token: t.token.clone(),
+                },
+                None => AzureAuth::WorkloadIdentity { tenant_id: tenant()?, client_id: read(&refs.client_id, "clientId")? },
+            },
             other => {
                 return Err(config(format!("{base}.authType `{other}` is not one of ServicePrincipal, ManagedIdentity, WorkloadIdentity")))
             }
@@ -376,6 +431,20 @@ impl Catalog {
 }
 
 impl Store {
+    /// The ServiceAccount whose token this store authenticates with (controller mode), as
+    /// `(namespace, name, audiences)`: AWS `auth.jwt` (audience `sts.amazonaws.com` unless
+    /// given) or Azure `serviceAccountRef` (audience `api://AzureADTokenExchange`). The namespace
+    /// is a SecretStore's own, else the reference's.
+    pub fn service_account(&self) -> Option<(Option<String>, String, Vec<String>)> {
+        let (sel, default_audience) = match &self.provider {
+            ProviderSpec::Aws(spec) => (spec.auth.as_ref()?.jwt.as_ref().map(|j| j.service_account_ref.clone())?, "sts.amazonaws.com"),
+            ProviderSpec::AzureKeyVault(spec) => (spec.service_account_ref.clone()?, "api://AzureADTokenExchange"),
+            ProviderSpec::Fake(_) => return None,
+        };
+        let audiences = if sel.audiences.is_empty() { vec![default_audience.to_string()] } else { sel.audiences.clone() };
+        Some((self.key.namespace.clone().or(sel.namespace), sel.name, audiences))
+    }
+
     /// The Secrets this store's credentials come from, as `(namespace, name)`: a SecretStore's
     /// own namespace, or the selector's namespace for a ClusterSecretStore (`None` if unset).
     pub fn credential_secrets(&self) -> Vec<(Option<String>, String)> {

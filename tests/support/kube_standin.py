@@ -31,9 +31,11 @@ test control endpoints. Out of the box its emulator is too loose for kube-runtim
 uid/resourceVersion/creationTimestamp (the watcher fails with "no metadata.resourceVersion"),
 lists carry resourceVersion "...", watches ignore resourceVersion/selectors/timeouts and send no
 bookmarks, PUT, JSON patch, apply, status subresources, metadata-only (PartialObjectMetadata)
-answers and Kubernetes' Status reasons (AlreadyExists, Conflict, ...) are missing, and its path
-parser fails on /api/v1/namespaces. So the subclass below keeps kmock's store, buses, server,
-discovery and error rendering but serves every resource request itself (KubeStandin._handle):
+answers and Kubernetes' Status reasons (AlreadyExists, Conflict, ...) are missing. So the subclass
+below keeps kmock's store, buses, server, discovery and error rendering but serves every resource
+request itself (KubeStandin._handle). Two kmock 0.8 bugs are worked around in place: its path
+parser raises on /api/v1/namespaces (wrapped, see _tolerant_parse_path) and it decodes every
+request body as UTF-8 text, which fails on protobuf (KubeStandin.__call__ relabels those latin-1).
 
 Faithful (as the real API server does it):
   - metadata.uid, creationTimestamp, namespace (from the URL), resourceVersion (one global
@@ -90,7 +92,11 @@ Simplified or missing (not like a real cluster):
     there is no Terminating phase. Namespaces need not exist for namespaced objects.
   - No admission, no authentication/authorization, no defaulting or schema validation beyond the
     checks above (fieldValidation is ignored; unknown fields are stored as sent); no OpenAPI
-    (use `kubectl --validate=false`); no protobuf; no aggregated discovery (kubectl falls back).
+    (so `kubectl create -f`/`apply` need `--validate=false`); no aggregated discovery (kubectl
+    falls back to the legacy one). Answers are always JSON. Protobuf request bodies are decoded only
+    for what kubectl's typed generators send (Secret, ConfigMap, Namespace, ServiceAccount,
+    TokenRequest, Lease: `kubectl create secret generic|configmap|namespace|sa|token` work); any
+    other protobuf body gets 415.
   - limit/continue are ignored (lists are never paginated); list/get resourceVersion parameters
     are ignored (always the latest state); a watch from a resourceVersion newer than the current
     one simply starts from now.
@@ -722,7 +728,6 @@ class KubeStandin(kmock.KubernetesEmulator):
             raw_request = raw_request.clone(headers=headers)
         return await super().__call__(raw_request)
 
-
     def _parse_api_path(self, path: str) -> tuple[Kind | None, tuple[str, str, str], str | None,
                                                   str | None, str | None] | None:
         parts = [p for p in path.split('/') if p]
@@ -832,7 +837,7 @@ class KubeStandin(kmock.KubernetesEmulator):
         if verb == 'delete':
             code, obj = await self._delete(kind, ns, name, body, params, dry_run)
             return await self._respond(request, code, self._format(kind, obj, fmt) if code == 202 else obj)
-        raise ApiError(405, f'the server does not allow this method on the requested resource',
+        raise ApiError(405, 'the server does not allow this method on the requested resource',
                        reason='MethodNotAllowed')
 
     # --- helpers ------------------------------------------------------------------------------
@@ -905,8 +910,8 @@ class KubeStandin(kmock.KubernetesEmulator):
                 raise ApiError(415, f'the stand-in cannot decode this protobuf body ({e}); send JSON',
                                reason='UnsupportedMediaType') from None
         if 'protobuf' in ctype or 'cbor' in ctype:
-            raise ApiError(415, f'the body of the request was in an unknown format - accepted media '
-                                f'types include: application/json, application/yaml', reason='UnsupportedMediaType')
+            raise ApiError(415, 'the body of the request was in an unknown format - accepted media '
+                                'types include: application/json, application/yaml', reason='UnsupportedMediaType')
         if not raw.strip():
             if verb == 'delete':
                 return {}
@@ -1117,7 +1122,7 @@ class KubeStandin(kmock.KubernetesEmulator):
                                 f'end with an alphanumeric character')
         for key, value in (meta.get('labels') or {}).items():
             if len(value) > 63 or not LABEL_VALUE_RE.match(value):
-                raise self._invalid(kind, name, f'metadata.labels', f'Invalid value: "{value}": a valid '
+                raise self._invalid(kind, name, f'metadata.labels[{key}]', f'Invalid value: "{value}": a valid '
                                     f'label must be an empty string or consist of alphanumeric characters, '
                                     f'\'-\', \'_\' or \'.\', and must start and end with an alphanumeric '
                                     f'character')
@@ -1344,9 +1349,9 @@ class KubeStandin(kmock.KubernetesEmulator):
             return await self._apply(kind, ns, name, sub, body, params, dry_run)
         if ctype not in ('application/merge-patch+json', 'application/strategic-merge-patch+json',
                          'application/json-patch+json'):
-            raise ApiError(415, f'the body of the request was in an unknown format - accepted media types '
-                                f'include: application/json-patch+json, application/merge-patch+json, '
-                                f'application/apply-patch+yaml', reason='UnsupportedMediaType')
+            raise ApiError(415, 'the body of the request was in an unknown format - accepted media types '
+                                'include: application/json-patch+json, application/merge-patch+json, '
+                                'application/apply-patch+yaml', reason='UnsupportedMediaType')
         async with self._lock:
             old = self._live(kind, ns, name)
             if old is None:
