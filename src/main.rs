@@ -11,7 +11,7 @@ use extsecret::settings::OperatorArgs;
 
 /// Render Kubernetes ExternalSecrets (external-secrets.io) into Secrets.
 #[derive(Parser, Debug)]
-#[command(name = "extsecret", version, about, propagate_version = true)]
+#[command(name = "extsecret", version, about, propagate_version = true, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -44,6 +44,7 @@ fn context() -> (Arc<Context>, ApiServer, Arc<Metrics>) {
         recorder: Recorder::new(client, Reporter { controller: "extsecret".into(), instance: None }),
         failures: Mutex::new(HashMap::new()),
         targets: Mutex::new(HashMap::new()),
+        forced: Mutex::new(Default::default()),
     };
     (Arc::new(ctx), handle, metrics)
 }

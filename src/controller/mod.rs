@@ -242,6 +242,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         failures: Mutex::new(HashMap::new()),
         targets: Mutex::new(HashMap::new()),
+        forced: Mutex::new(Default::default()),
     });
 
     let es_resource = objects::resource(EsoKind::ExternalSecret);
@@ -282,15 +283,16 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         names.dedup();
         names.into_iter().map(|n| ObjectRef::new_with(&n, es_res.clone()).within(&ns)).collect::<Vec<_>>()
     };
-    let by_store = |kind: StoreRefKind, reader: Store<DynamicObject>| {
+    // A store change refreshes every ExternalSecret that uses it (not only requeues it).
+    let by_store = |kind: StoreRefKind, reader: Store<DynamicObject>, ctx: Arc<reconcile::Context>| {
         move |store: DynamicObject| {
             let (name, ns) = (store.name_any(), store.namespace());
-            reader
-                .state()
-                .into_iter()
-                .filter(|es| uses_store(es, kind, &name, ns.as_deref()))
-                .map(|es| ObjectRef::from_obj_with(es.as_ref(), objects::resource(EsoKind::ExternalSecret)))
-                .collect::<Vec<_>>()
+            let users: Vec<Arc<DynamicObject>> =
+                reader.state().into_iter().filter(|es| uses_store(es, kind, &name, ns.as_deref())).collect();
+            if let Ok(mut forced) = ctx.forced.lock() {
+                forced.extend(users.iter().map(|es| (es.namespace().unwrap_or_default(), es.name_any())));
+            }
+            users.iter().map(|es| ObjectRef::from_obj_with(es.as_ref(), objects::resource(EsoKind::ExternalSecret))).collect::<Vec<_>>()
         }
     };
     let ss = objects::resource(EsoKind::SecretStore);
@@ -335,8 +337,13 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     Controller::for_stream_with(es_stream, reader.clone(), es_resource.clone())
         .with_config(ControllerConfig::default().concurrency(args.reconciles))
         .watches(secret_api, managed, secret_to_es)
-        .watches_with(scoped(&ss), ss.clone(), watcher::Config::default(), by_store(StoreRefKind::SecretStore, reader.clone()))
-        .watches_with(css_api, css.clone(), watcher::Config::default(), by_store(StoreRefKind::ClusterSecretStore, reader.clone()))
+        .watches_with(scoped(&ss), ss.clone(), watcher::Config::default(), by_store(StoreRefKind::SecretStore, reader.clone(), ctx.clone()))
+        .watches_with(
+            css_api,
+            css.clone(),
+            watcher::Config::default(),
+            by_store(StoreRefKind::ClusterSecretStore, reader.clone(), ctx.clone()),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|r| async move {

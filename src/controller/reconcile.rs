@@ -38,6 +38,9 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Target Secret `(namespace, name)` → ExternalSecret name, to map Secret events back.
     pub targets: Mutex<HashMap<(String, String), String>>,
+    /// ExternalSecrets `(namespace, name)` whose store changed: refreshed at their next
+    /// reconcile even if not due.
+    pub forced: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// Why a reconcile failed; the controller retries with capped exponential backoff.
@@ -221,7 +224,8 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
         CreationPolicy::Orphan | CreationPolicy::None => true,
         _ => existing.as_ref().is_some_and(is_secret_valid),
     };
-    if !policy::should_refresh(refresh_policy, interval, &last, &current_version, now) && valid {
+    let forced = ctx.forced.lock().map(|mut f| f.remove(&(ns.clone(), name.clone()))).unwrap_or(false);
+    if !forced && !policy::should_refresh(refresh_policy, interval, &last, &current_version, now) && valid {
         return Ok(requeue(last.refresh_time.unwrap_or(now)));
     }
 
