@@ -130,11 +130,12 @@ pub async fn render_documents_indexed(
     // Resolve even when other documents had problems, so one run reports every problem.
     let sources = std::sync::Arc::new(template_sources(&docs, settings));
     let ess = std::sync::Arc::new(ess);
-    let early = std::sync::Mutex::new(Vec::new());
-    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(ess.clone(), &catalog, sources, settings, &early)).await {
+    let progress = resolve::Progress::default();
+    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(ess.clone(), &catalog, sources, settings, &progress)).await
+    {
         Ok(r) => r,
         Err(_) => {
-            let mut p = Problems(early.into_inner().unwrap_or_default());
+            let mut p = Problems(progress.take_early());
             p.push(Problem::new(format!(
                 "deadline of {}s exceeded while reading from providers; nothing was rendered (check provider reachability, or raise --timeout)",
                 settings.timeout.as_secs_f32()

@@ -34,7 +34,9 @@ fn context() -> (Arc<Context>, ApiServer, Arc<Metrics>) {
         controller_class: "default".into(),
         cache: Arc::new(ClientCache::new(Arc::new(|_, _, _| {}))),
         window: Duration::from_millis(1),
+        max_wait: Duration::from_millis(5),
         max: 10,
+        on_wave: None,
     });
     let ctx = Context {
         client: client.clone(),

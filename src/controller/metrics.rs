@@ -8,6 +8,9 @@
 //! | `externalsecret_sync_calls_error` | counter | `name`, `namespace` |
 //! | `externalsecret_status_condition` | gauge 0/1 | `name`, `namespace`, `condition`, `status` |
 //! | `externalsecret_reconcile_duration_seconds` | histogram | (none) |
+//! | `extsecret_refresh_waves_total` | counter | (none): waves of reads resolved together |
+//! | `extsecret_refresh_wave_reads` | histogram | (none): distinct remote reads per wave |
+//! | `extsecret_refresh_wave_external_secrets` | histogram | (none): ExternalSecrets per wave |
 //!
 //! Counters keep ESO's names as written: the `prometheus` crate does not append `_total`.
 
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The controller's metrics, registered in their own registry.
 pub struct Metrics {
@@ -27,6 +30,9 @@ pub struct Metrics {
     pub sync_errors: IntCounterVec,
     pub status_condition: IntGaugeVec,
     pub reconcile_duration: Histogram,
+    pub waves: IntCounter,
+    pub wave_reads: Histogram,
+    pub wave_size: Histogram,
 }
 
 impl Metrics {
@@ -57,16 +63,28 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         )
         .expect("metric");
+        let sizes = vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
+        let waves = IntCounter::new("extsecret_refresh_waves_total", "Waves of ExternalSecrets resolved together").expect("metric");
+        let wave_reads = Histogram::with_opts(
+            HistogramOpts::new("extsecret_refresh_wave_reads", "Distinct remote reads per wave").buckets(sizes.clone()),
+        )
+        .expect("metric");
+        let wave_size =
+            Histogram::with_opts(HistogramOpts::new("extsecret_refresh_wave_external_secrets", "ExternalSecrets per wave").buckets(sizes))
+                .expect("metric");
         for c in [
             Box::new(provider_calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sync_calls.clone()),
             Box::new(sync_errors.clone()),
             Box::new(status_condition.clone()),
             Box::new(reconcile_duration.clone()),
+            Box::new(waves.clone()),
+            Box::new(wave_reads.clone()),
+            Box::new(wave_size.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
-        Metrics { registry, provider_calls, sync_calls, sync_errors, status_condition, reconcile_duration }
+        Metrics { registry, provider_calls, sync_calls, sync_errors, status_condition, reconcile_duration, waves, wave_reads, wave_size }
     }
 
     /// Sets the Ready gauge pair of an ExternalSecret (ESO sets `True`/`False` to 1/0).

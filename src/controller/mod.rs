@@ -75,11 +75,17 @@ pub struct ControllerArgs {
     /// Lease validity in seconds; a standby takes over this long after the leader stops renewing
     #[arg(long, env = "EXTSECRET_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_duration: u64,
-    /// How long a refresh wave gathers ExternalSecrets before reading (`100ms`)
+    /// A refresh wave reads once no ExternalSecret joined it for this long (`100ms`)...
     #[arg(long, env = "EXTSECRET_WAVE_WINDOW", default_value = "100ms", value_parser = parse_duration)]
     pub wave_window: Duration,
+    /// ...or this long after its first ExternalSecret joined (`2s`)
+    #[arg(long, env = "EXTSECRET_WAVE_MAX_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub wave_max_wait: Duration,
+    /// API requests in flight at once (besides the watches)
+    #[arg(long, env = "EXTSECRET_API_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub api_requests: u16,
     /// Reconciles in flight at once
-    #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
     pub reconciles: u16,
     /// Provider calls in flight at once, per wave
     #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -117,8 +123,15 @@ async fn client(args: &ControllerArgs) -> anyhow::Result<Client> {
         }
         None => kube::Config::infer().await?,
     };
-    Ok(Client::try_from(config)?)
+    // A bound on HTTP requests in flight (watches hold one each for their lifetime): a thousand
+    // reconciles waiting on the API server then share a few connections instead of opening one each.
+    let limit = tower::limit::ConcurrencyLimitLayer::new(usize::from(args.api_requests) + WATCHES);
+    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&limit).build())
 }
+
+/// Long-lived watch requests: ExternalSecrets, Secret metadata, SecretStores, ClusterSecretStores,
+/// and the Lease.
+const WATCHES: usize = 5;
 
 /// Whether an ExternalSecret object names the store `(kind, name)` (its default store or any
 /// `sourceRef.storeRef`); `namespace` is the store's for a SecretStore.
@@ -231,7 +244,16 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         controller_class: args.controller_class.clone(),
         cache,
         window: args.wave_window,
-        max: 1000,
+        max_wait: args.wave_max_wait,
+        max: 5000,
+        on_wave: Some({
+            let m = metrics.clone();
+            Arc::new(move |size, reads| {
+                m.waves.inc();
+                m.wave_size.observe(size as f64);
+                m.wave_reads.observe(reads as f64);
+            })
+        }),
     });
     let reporter = Reporter { controller: "extsecret".into(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(reconcile::Context {

@@ -1,4 +1,4 @@
-//! Refresh waves: ExternalSecrets that come due within a short window are resolved together, so
+//! Refresh waves: ExternalSecrets that come due close together are resolved together, so
 //! each remote secret is read once per wave (deduplicated, batched with BatchGetSecretValue) however
 //! many ExternalSecrets use it. A wave reads its stores, their credential Secrets and the
 //! `templateFrom` sources fresh from the API server (one GET each per wave), then runs the same
@@ -43,10 +43,14 @@ pub struct WaveConfig {
     pub settings: Settings,
     pub controller_class: String,
     pub cache: Arc<ClientCache>,
-    /// How long a wave collects ExternalSecrets after the first one arrives.
+    /// A wave closes when no ExternalSecret arrived for this long...
     pub window: Duration,
-    /// Most ExternalSecrets in one wave.
+    /// ...or this long after its first one arrived...
+    pub max_wait: Duration,
+    /// ...or when it holds this many ExternalSecrets.
     pub max: usize,
+    /// Called after each wave with its ExternalSecret count and distinct remote reads.
+    pub on_wave: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
 }
 
 /// Handle to the wave loop.
@@ -63,9 +67,10 @@ impl Waves {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now() + config.window;
+                let closes = tokio::time::Instant::now() + config.max_wait;
                 while batch.len() < config.max {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    let quiet = (tokio::time::Instant::now() + config.window).min(closes);
+                    match tokio::time::timeout_at(quiet, rx.recv()).await {
                         Ok(Some(r)) => batch.push(r),
                         _ => break,
                     }
@@ -250,20 +255,23 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
 
     // 5. Resolve everything at once, under the deadline.
     let count = to_resolve.len();
-    let early = std::sync::Mutex::new(Vec::new());
+    let progress = crate::resolve::Progress::default();
     let resolved = if count == 0 {
         Ok(Vec::new())
     } else {
-        let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &early);
+        let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &progress);
         match tokio::time::timeout(settings.timeout, run).await {
             Ok(r) => r,
             Err(_) => {
-                let mut p = Problems(early.into_inner().unwrap_or_default());
+                let mut p = Problems(progress.take_early());
                 p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
                 Err(p)
             }
         }
     };
+    if let Some(f) = &config.on_wave {
+        f(batch.len(), progress.reads.load(std::sync::atomic::Ordering::Relaxed));
+    }
     let mut results = match resolved {
         Ok(r) => r.into_iter().map(|r| Some(r)).collect::<Vec<_>>(),
         Err(p) => (0..count).map(|_| Some(Err(Problems(p.0.clone())))).collect(),

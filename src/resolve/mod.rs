@@ -18,7 +18,8 @@ pub mod stores;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::api::StoreRef;
 use crate::problem::{Problem, Problems};
@@ -32,6 +33,22 @@ use fetch::FindKey;
 pub use secret::RenderedSecret;
 use stores::{Catalog, StoreKey};
 
+/// What a run reports while it goes, readable even if its deadline ends it early.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Problems known before assembly (stores whose client could not be built).
+    pub early: Mutex<Vec<Problem>>,
+    /// Distinct remote reads planned (one per (store, key, version) however many entries use it).
+    pub reads: AtomicUsize,
+}
+
+impl Progress {
+    /// The early problems, taken out.
+    pub fn take_early(&self) -> Vec<Problem> {
+        self.early.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+}
+
 /// Resolves every ExternalSecret; returns one Secret per ExternalSecret in order, or every
 /// problem of the run (the render's all-or-nothing view of [`resolve_each`]).
 pub async fn resolve(
@@ -39,11 +56,11 @@ pub async fn resolve(
     catalog: &Catalog,
     sources: Arc<crate::template::apply::TemplateSources>,
     settings: &Settings,
-    early: &std::sync::Mutex<Vec<Problem>>,
+    progress: &Progress,
 ) -> Result<Vec<RenderedSecret>, Problems> {
     let mut problems = Problems::default();
     let mut secrets = Vec::new();
-    for r in resolve_each(ess, catalog, sources, settings, early).await? {
+    for r in resolve_each(ess, catalog, sources, settings, progress).await? {
         match r {
             Ok(s) => secrets.push(s),
             Err(p) => problems.extend(p),
@@ -60,14 +77,14 @@ pub async fn resolve(
 /// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
 /// caller's deadline still ends the run even if a template loops for long.
 ///
-/// `early` receives the problems known before assembly (stores whose client could not be built),
-/// so a caller whose deadline passes can still report them.
+/// `progress` receives the problems known before assembly (stores whose client could not be
+/// built), so a caller whose deadline passes can still report them, and the number of reads.
 pub async fn resolve_each(
     ess: Arc<Vec<ParsedExternalSecret>>,
     catalog: &Catalog,
     sources: Arc<crate::template::apply::TemplateSources>,
     settings: &Settings,
-    early: &std::sync::Mutex<Vec<Problem>>,
+    progress: &Progress,
 ) -> Result<Vec<Result<RenderedSecret, Problems>>, Problems> {
     // Problems of the plan, per ExternalSecret.
     let mut planned_problems: Vec<Problems> = Vec::with_capacity(ess.len());
@@ -138,7 +155,7 @@ pub async fn resolve_each(
             }
             Err(e) => {
                 // Known now: reported even if the run's deadline passes before assembly.
-                if let Ok(mut early) = early.lock() {
+                if let Ok(mut early) = progress.early.lock() {
                     early.push(Problem::new(format!("{key}: {e}")).at(&store.origin));
                 }
                 broken.insert(key.clone(), e);
@@ -167,6 +184,7 @@ pub async fn resolve_each(
             }
         }
     }
+    progress.reads.store(reads.len(), Ordering::Relaxed);
     let fetched = fetch::fetch_all(&clients, reads, settings.concurrency).await;
 
     // 4. Assemble.
