@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
-use kube::api::DynamicObject;
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use serde_json::{json, Value};
 use tower_test::mock::Handle;
@@ -43,15 +41,16 @@ fn context() -> (Arc<Context>, ApiServer, Arc<Metrics>) {
         settings,
         waves,
         metrics: metrics.clone(),
-        recorder: Recorder::new(client, Reporter { controller: "extsecret".into(), instance: None }),
+        events: super::events::Events::new(client, None),
         failures: Mutex::new(HashMap::new()),
         targets: Mutex::new(HashMap::new()),
         forced: Mutex::new(Default::default()),
+        synced: Mutex::new(HashMap::new()),
     };
     (Arc::new(ctx), handle, metrics)
 }
 
-fn external_secret(extra_target: Value) -> Arc<DynamicObject> {
+fn external_secret(extra_target: Value) -> Arc<super::objects::ExternalSecretObject> {
     let mut target = json!({ "name": "db-creds" });
     target.as_object_mut().unwrap().extend(extra_target.as_object().unwrap().clone());
     Arc::new(
@@ -234,7 +233,9 @@ async fn a_conflict_requeues_at_once_without_status() {
 async fn a_provider_error_never_touches_the_secret() {
     let (ctx, mut server, metrics) = context();
     let mut es = (*external_secret(json!({}))).clone();
-    es.data["spec"]["data"][0]["remoteRef"]["key"] = json!("/missing");
+    let mut spec = es.spec.as_ref().unwrap().value();
+    spec["data"][0]["remoteRef"]["key"] = json!("/missing");
+    es.spec = Some(super::objects::JsonText(spec.to_string()));
     let run = tokio::spawn(reconcile(Arc::new(es), ctx));
     let (_, _, _, send) = next(&mut server).await;
     send.send_response(ok(json!({
@@ -264,3 +265,4 @@ async fn a_provider_error_never_touches_the_secret() {
         panic!("unexpected {} {}", req.method(), req.uri());
     }
 }
+

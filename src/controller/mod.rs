@@ -16,6 +16,7 @@
 //! repaired at once; no cache of all Secrets), and SecretStores and ClusterSecretStores (a change
 //! requeues the ExternalSecrets that use the store).
 
+pub mod events;
 pub mod hash;
 pub mod metrics;
 pub mod objects;
@@ -38,7 +39,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
@@ -135,7 +135,7 @@ const WATCHES: usize = 5;
 
 /// Whether an ExternalSecret object names the store `(kind, name)` (its default store or any
 /// `sourceRef.storeRef`); `namespace` is the store's for a SecretStore.
-fn uses_store(es: &DynamicObject, kind: StoreRefKind, name: &str, namespace: Option<&str>) -> bool {
+fn uses_store(es: &objects::ExternalSecretObject, kind: StoreRefKind, name: &str, namespace: Option<&str>) -> bool {
     if kind == StoreRefKind::SecretStore && es.namespace().as_deref() != namespace {
         return false;
     }
@@ -144,7 +144,8 @@ fn uses_store(es: &DynamicObject, kind: StoreRefKind, name: &str, namespace: Opt
         let k = if k.is_empty() { "SecretStore" } else { k };
         r.get("name").and_then(Value::as_str) == Some(name) && k == kind.as_str()
     };
-    let spec = es.data.get("spec");
+    let spec = es.spec.as_ref().map(objects::JsonText::value);
+    let spec = spec.as_ref();
     spec.and_then(|s| s.get("secretStoreRef")).is_some_and(matches)
         || ["data", "dataFrom"].iter().any(|f| {
             spec.and_then(|s| s.get(*f))
@@ -155,7 +156,7 @@ fn uses_store(es: &DynamicObject, kind: StoreRefKind, name: &str, namespace: Opt
 
 /// Only these changes of an ExternalSecret trigger a reconcile (ESO's
 /// `shouldEnqueueExternalSecretUpdate`): status writes do not.
-fn trigger_hash(es: &DynamicObject) -> Option<u64> {
+fn trigger_hash(es: &objects::ExternalSecretObject) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     es.metadata.generation.hash(&mut h);
     es.labels().iter().collect::<Vec<_>>().hash(&mut h);
@@ -255,29 +256,36 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             })
         }),
     });
-    let reporter = Reporter { controller: "extsecret".into(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
         settings,
         waves,
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Events::new(client.clone(), std::env::var("POD_NAME").ok().filter(|n| !n.is_empty())),
         failures: Mutex::new(HashMap::new()),
         targets: Mutex::new(HashMap::new()),
         forced: Mutex::new(Default::default()),
+        synced: Mutex::new(HashMap::new()),
     });
 
     let es_resource = objects::resource(EsoKind::ExternalSecret);
+    let es_api = match &args.namespace {
+        Some(ns) => Api::<objects::ExternalSecretObject>::namespaced_with(client.clone(), ns, &es_resource),
+        None => Api::<objects::ExternalSecretObject>::all_with(client.clone(), &es_resource),
+    };
     let scoped = |r: &kube::api::ApiResource| match &args.namespace {
         Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, r),
         None => Api::<DynamicObject>::all_with(client.clone(), r),
     };
-    let writer = reflector::store::Writer::<DynamicObject>::new(es_resource.clone());
-    let reader: Store<DynamicObject> = writer.as_reader();
+    let writer = reflector::store::Writer::<objects::ExternalSecretObject>::new(es_resource.clone());
+    let reader: Store<objects::ExternalSecretObject> = writer.as_reader();
     let es_stream = reflector::reflector(
         writer,
-        watcher(scoped(&es_resource), watcher::Config::default()).default_backoff().modify(|o: &mut DynamicObject| {
+        watcher(es_api, watcher::Config::default()).default_backoff().modify(|o: &mut objects::ExternalSecretObject| {
+            // Cached for every ExternalSecret: drop what the controller never reads (managedFields,
+            // and kubectl's copy of the whole object).
             o.managed_fields_mut().clear();
+            o.annotations_mut().remove("kubectl.kubernetes.io/last-applied-configuration");
         }),
     )
     .applied_objects()
@@ -306,10 +314,10 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         names.into_iter().map(|n| ObjectRef::new_with(&n, es_res.clone()).within(&ns)).collect::<Vec<_>>()
     };
     // A store change refreshes every ExternalSecret that uses it (not only requeues it).
-    let by_store = |kind: StoreRefKind, reader: Store<DynamicObject>, ctx: Arc<reconcile::Context>| {
+    let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>| {
         move |store: DynamicObject| {
             let (name, ns) = (store.name_any(), store.namespace());
-            let users: Vec<Arc<DynamicObject>> =
+            let users: Vec<Arc<objects::ExternalSecretObject>> =
                 reader.state().into_iter().filter(|es| uses_store(es, kind, &name, ns.as_deref())).collect();
             if let Ok(mut forced) = ctx.forced.lock() {
                 forced.extend(users.iter().map(|es| (es.namespace().unwrap_or_default(), es.name_any())));

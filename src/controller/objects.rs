@@ -2,6 +2,7 @@
 //! `external-secrets.io/v1` resources as dynamic objects, turned into [`Document`]s.
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::api::EsoKind;
@@ -16,6 +17,50 @@ pub fn resource(kind: EsoKind) -> ApiResource {
         EsoKind::ClusterSecretStore => "clustersecretstores",
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(crate::api::GROUP, "v1", kind.as_str()), plural)
+}
+
+/// A JSON value kept as its compact text: a parsed JSON tree costs several times its text, and
+/// the controller caches every ExternalSecret.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JsonText(pub String);
+
+impl JsonText {
+    /// The value, parsed again (`Null` if the text were somehow invalid).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| JsonText(v.to_string()))
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+/// An ExternalSecret as the controller caches it: typed metadata, `spec` and `status` as text.
+/// A missing `spec` reads as `None` (reported by the reconcile, not a broken watch).
+pub type ExternalSecretObject = kube::core::Object<Option<JsonText>, JsonText>;
+
+/// The ExternalSecret as one JSON value (`apiVersion`, `kind`, `metadata`, `spec`, `status`).
+pub fn external_secret_value(obj: &ExternalSecretObject) -> Value {
+    let mut v = serde_json::json!({
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": serde_json::to_value(&obj.metadata).unwrap_or(Value::Null),
+    });
+    if let Some(spec) = &obj.spec {
+        v["spec"] = spec.value();
+    }
+    if let Some(status) = &obj.status {
+        v["status"] = status.value();
+    }
+    v
 }
 
 /// A dynamic object as one JSON value (`apiVersion`, `kind`, `metadata`, and its other fields).
@@ -45,4 +90,25 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 /// Whether an API error is a 404 Not Found.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_secrets_are_cached_as_text_and_read_back_whole() {
+        let json = serde_json::json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": "db", "namespace": "apps"},
+            "spec": {"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]},
+            "status": {"refreshTime": "2026-01-01T00:00:00Z"},
+        });
+        let obj: ExternalSecretObject = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(obj.spec.as_ref().unwrap().0, r#"{"secretStoreRef":{"name":"s"},"data":[{"secretKey":"a","remoteRef":{"key":"k"}}]}"#);
+        assert_eq!(external_secret_value(&obj), json);
+        // No spec: read, not refused (one bad object must not break the watch).
+        let bare: ExternalSecretObject = serde_json::from_value(serde_json::json!({"metadata": {"name": "x"}})).unwrap();
+        assert!(bare.spec.is_none() && bare.status.is_none());
+    }
 }

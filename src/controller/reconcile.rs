@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+
+use super::objects::ExternalSecretObject;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -33,7 +34,7 @@ pub struct Context {
     pub settings: Settings,
     pub waves: Waves,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: super::events::Events,
     /// Consecutive failures per ExternalSecret uid, for the backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Target Secret `(namespace, name)` → ExternalSecret name, to map Secret events back.
@@ -41,6 +42,9 @@ pub struct Context {
     /// ExternalSecrets `(namespace, name)` whose store changed: refreshed at their next
     /// reconcile even if not due.
     pub forced: Mutex<std::collections::HashSet<(String, String)>>,
+    /// The last successful sync per ExternalSecret uid, as written to its status: a reconcile that
+    /// runs before the cache has seen that status write does not read the provider again.
+    pub synced: Mutex<HashMap<String, policy::LastSync>>,
 }
 
 /// Why a reconcile failed; the controller retries with capped exponential backoff.
@@ -53,7 +57,7 @@ pub enum ReconcileError {
 }
 
 /// Reconciles one ExternalSecret. Errors are value-free.
-pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(obj: Arc<ExternalSecretObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let result = reconcile_inner(&obj, &ctx).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
@@ -67,7 +71,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// After a failure: 1 s, 2 s, 4 s, ... at most 5 minutes, with a spread.
-pub fn error_policy(obj: Arc<DynamicObject>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<ExternalSecretObject>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let uid = obj.uid().unwrap_or_default();
     let n = ctx
         .failures
@@ -83,7 +87,7 @@ pub fn error_policy(obj: Arc<DynamicObject>, err: &ReconcileError, ctx: Arc<Cont
     Action::requeue(delay)
 }
 
-fn reference(obj: &DynamicObject) -> ObjectReference {
+fn reference(obj: &ExternalSecretObject) -> ObjectReference {
     ObjectReference {
         api_version: Some("external-secrets.io/v1".into()),
         kind: Some("ExternalSecret".into()),
@@ -96,15 +100,8 @@ fn reference(obj: &DynamicObject) -> ObjectReference {
 }
 
 impl Context {
-    async fn event(&self, obj: &DynamicObject, warning: bool, reason: &str, note: String) {
-        let ev = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.into(),
-            note: Some(note.chars().take(1024).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &reference(obj)).await {
+    async fn event(&self, obj: &ExternalSecretObject, warning: bool, reason: &str, note: String) {
+        if let Err(e) = self.events.publish(reference(obj), warning, reason, note).await {
             tracing::debug!("event not recorded: {}", objects::api_error(&e));
         }
     }
@@ -114,12 +111,12 @@ impl Context {
     }
 
     /// Patches the status when it changes, and the Ready gauge.
-    async fn set_status(&self, obj: &DynamicObject, outcome: &Outcome, now: OffsetDateTime) -> Result<(), ReconcileError> {
+    async fn set_status(&self, obj: &ExternalSecretObject, outcome: &Outcome, now: OffsetDateTime) -> Result<(), ReconcileError> {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         self.metrics.set_ready(&name, &ns, outcome.ready);
-        let current = obj.data.get("status");
-        let patch = status::patch(current, outcome, now);
-        if !status::changes(current, &patch) {
+        let current = obj.status.as_ref().map(objects::JsonText::value);
+        let patch = status::patch(current.as_ref(), outcome, now);
+        if !status::changes(current.as_ref(), &patch) {
             return Ok(());
         }
         match self.es_api(&ns).patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -130,7 +127,7 @@ impl Context {
     }
 
     /// Records a failed sync: Warning event with the details, Ready=False with ESO's short message.
-    async fn fail(&self, obj: &DynamicObject, short: &str, details: String, now: OffsetDateTime) -> Result<(), ReconcileError> {
+    async fn fail(&self, obj: &ExternalSecretObject, short: &str, details: String, now: OffsetDateTime) -> Result<(), ReconcileError> {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         self.metrics.sync_errors.with_label_values(&[&name, &ns]).inc();
         self.event(obj, true, "UpdateFailed", details).await;
@@ -153,20 +150,28 @@ fn describe(problems: &Problems) -> String {
         .join("; ")
 }
 
-async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Action, ReconcileError> {
     let now = OffsetDateTime::now_utc();
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let doc = objects::document(objects::to_value(obj));
-    let parsed = crate::resolve::parse_external_secret(&doc, ApiVersion::V1, &ctx.settings);
+    // The object as a document, only while it is read: a reconcile waiting on its wave keeps
+    // nothing but what it needs.
+    let (parsed, deletion_policy, creation, status_last) = {
+        let doc = objects::document(objects::external_secret_value(obj));
+        let spec_target = doc.value.pointer("/spec/target");
+        let text = |k: &str| spec_target.and_then(|t| t.get(k)).and_then(Value::as_str);
+        (
+            crate::resolve::parse_external_secret(&doc, ApiVersion::V1, &ctx.settings),
+            DeletionPolicy::parse(text("deletionPolicy")),
+            CreationPolicy::parse(text("creationPolicy")).unwrap_or_default(),
+            status::last_sync(doc.value.get("status")),
+        )
+    };
     let target_name = parsed.as_ref().map(|p| p.target_name().to_string()).unwrap_or_else(|_| name.clone());
     if let Ok(mut t) = ctx.targets.lock() {
         t.insert((ns.clone(), target_name.clone()), name.clone());
     }
-    let spec_target = obj.data.pointer("/spec/target");
-    let text = |k: &str| spec_target.and_then(|t| t.get(k)).and_then(Value::as_str);
-    let deletion = DeletionPolicy::parse(text("deletionPolicy")).unwrap_or_default();
-    let creation = CreationPolicy::parse(text("creationPolicy")).unwrap_or_default();
+    let deletion = deletion_policy.clone().unwrap_or_default();
 
     // Deletion: deletionPolicy through the finalizer, then let the object go.
     if obj.metadata.deletion_timestamp.is_some() {
@@ -175,6 +180,9 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
             remove_finalizer(obj, ctx).await?;
         }
         ctx.metrics.forget(&name, &ns);
+        if let Ok(mut s) = ctx.synced.lock() {
+            s.remove(&obj.uid().unwrap_or_default());
+        }
         if let Ok(mut t) = ctx.targets.lock() {
             t.remove(&(ns.clone(), target_name));
         }
@@ -198,7 +206,7 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
             return Ok(Action::await_change());
         }
     };
-    if let Err(e) = DeletionPolicy::parse(text("deletionPolicy")) {
+    if let Err(e) = deletion_policy {
         ctx.fail(obj, "invalid ExternalSecret", e, now).await?;
         return Ok(Action::await_change());
     }
@@ -214,7 +222,13 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
         obj.metadata.generation.unwrap_or(0),
         hash::meta_hash(&obj.labels().clone().into_iter().collect(), &obj.annotations().clone().into_iter().collect())
     );
-    let last = status::last_sync(obj.data.get("status"));
+    let uid = obj.uid().unwrap_or_default();
+    let mut last = status_last;
+    if let Some(known) = ctx.synced.lock().ok().and_then(|s| s.get(&uid).cloned()) {
+        if known.refresh_time > last.refresh_time {
+            last = known;
+        }
+    }
     let seed = policy::random_seed();
     let requeue = |from: OffsetDateTime| match policy::next_refresh(refresh_policy, interval, from, OffsetDateTime::now_utc(), seed) {
         Some(d) => Action::requeue(d),
@@ -257,11 +271,20 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
         message: message::SYNCED.into(),
         synced: Some((now, current_version.clone(), target_name.clone())),
     };
+    let remember = |ctx: &Context| {
+        if let Ok(mut s) = ctx.synced.lock() {
+            s.insert(uid.clone(), policy::LastSync { refresh_time: Some(now), synced_resource_version: Some(current_version.clone()) });
+        }
+    };
     match target::plan(&rendered, &owner, creation, existing.as_ref()) {
-        WritePlan::UpToDate => ctx.set_status(obj, &synced, now).await?,
+        WritePlan::UpToDate => {
+            ctx.set_status(obj, &synced, now).await?;
+            remember(ctx);
+        }
         WritePlan::Missing => {
             let outcome = Outcome { ready: true, reason: reason::MISSING, message: message::MERGE_MISSING.into(), ..synced };
             ctx.set_status(obj, &outcome, now).await?;
+            remember(ctx);
         }
         WritePlan::Refuse(why) => {
             // A conflict no retry fixes: reported, then left until something changes.
@@ -290,6 +313,7 @@ async fn reconcile_inner(obj: &DynamicObject, ctx: &Context) -> Result<Action, R
             ctx.event(obj, false, reason, note.into()).await;
             tracing::info!("ExternalSecret {ns}/{name}: Secret {target_name} {}", if create { "created" } else { "updated" });
             ctx.set_status(obj, &synced, now).await?;
+            remember(ctx);
         }
     }
     Ok(requeue(now))
@@ -308,7 +332,7 @@ fn is_secret_valid(secret: &Secret) -> bool {
     annotations.and_then(|a| a.get(target::DATA_HASH_ANNOTATION)) == Some(&actual)
 }
 
-async fn set_finalizer(obj: &DynamicObject, ctx: &Context, present: bool) -> Result<(), ReconcileError> {
+async fn set_finalizer(obj: &ExternalSecretObject, ctx: &Context, present: bool) -> Result<(), ReconcileError> {
     let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     if present {
         finalizers.push(FINALIZER.into());
@@ -323,7 +347,7 @@ async fn set_finalizer(obj: &DynamicObject, ctx: &Context, present: bool) -> Res
     }
 }
 
-async fn remove_finalizer(obj: &DynamicObject, ctx: &Context) -> Result<(), ReconcileError> {
+async fn remove_finalizer(obj: &ExternalSecretObject, ctx: &Context) -> Result<(), ReconcileError> {
     set_finalizer(obj, ctx, false).await
 }
 
@@ -331,7 +355,7 @@ async fn remove_finalizer(obj: &DynamicObject, ctx: &Context) -> Result<(), Reco
 /// manages (not one it merged into); `Merge` (and `Delete` on a merged Secret) removes only the
 /// keys it wrote; `Retain` keeps the Secret.
 async fn cleanup(
-    obj: &DynamicObject,
+    obj: &ExternalSecretObject,
     ctx: &Context,
     ns: &str,
     target_name: &str,
@@ -364,7 +388,8 @@ async fn cleanup(
         // Remove the keys this ExternalSecret wrote (as its field manager records them, or as
         // its spec names them).
         let mut keys: BTreeMap<String, Value> = BTreeMap::new();
-        for d in obj.data.pointer("/spec/data").and_then(Value::as_array).into_iter().flatten() {
+        let spec = obj.spec.as_ref().map(objects::JsonText::value).unwrap_or(Value::Null);
+        for d in spec.get("data").and_then(Value::as_array).into_iter().flatten() {
             if let Some(k) = d.get("secretKey").and_then(Value::as_str) {
                 keys.insert(k.into(), Value::Null);
             }
