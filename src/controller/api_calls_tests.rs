@@ -265,4 +265,3 @@ async fn a_provider_error_never_touches_the_secret() {
         panic!("unexpected {} {}", req.method(), req.uri());
     }
 }
-

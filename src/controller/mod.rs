@@ -85,7 +85,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "EXTSECRET_API_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub api_requests: u16,
     /// Reconciles in flight at once
-    #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
     pub reconciles: u16,
     /// Provider calls in flight at once, per wave
     #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -268,16 +268,15 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         synced: Mutex::new(HashMap::new()),
     });
 
-    let es_resource = objects::resource(EsoKind::ExternalSecret);
     let es_api = match &args.namespace {
-        Some(ns) => Api::<objects::ExternalSecretObject>::namespaced_with(client.clone(), ns, &es_resource),
-        None => Api::<objects::ExternalSecretObject>::all_with(client.clone(), &es_resource),
+        Some(ns) => Api::<objects::ExternalSecretObject>::namespaced(client.clone(), ns),
+        None => Api::<objects::ExternalSecretObject>::all(client.clone()),
     };
     let scoped = |r: &kube::api::ApiResource| match &args.namespace {
         Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, r),
         None => Api::<DynamicObject>::all_with(client.clone(), r),
     };
-    let writer = reflector::store::Writer::<objects::ExternalSecretObject>::new(es_resource.clone());
+    let writer = reflector::store::Writer::<objects::ExternalSecretObject>::default();
     let reader: Store<objects::ExternalSecretObject> = writer.as_reader();
     let es_stream = reflector::reflector(
         writer,
@@ -285,6 +284,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             // Cached for every ExternalSecret: drop what the controller never reads (managedFields,
             // and kubectl's copy of the whole object).
             o.managed_fields_mut().clear();
+            o.metadata.creation_timestamp = None;
             o.annotations_mut().remove("kubectl.kubernetes.io/last-applied-configuration");
         }),
     )
@@ -297,7 +297,6 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let managed = watcher::Config::default().labels(&format!("{}=true", target::MANAGED_LABEL));
     let targets_ctx = ctx.clone();
-    let es_res = es_resource.clone();
     let secret_to_es = move |s: PartialObjectMeta<Secret>| {
         let ns = s.namespace().unwrap_or_default();
         let mut names: Vec<String> = s
@@ -311,7 +310,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         }
         names.sort();
         names.dedup();
-        names.into_iter().map(|n| ObjectRef::new_with(&n, es_res.clone()).within(&ns)).collect::<Vec<_>>()
+        names.into_iter().map(|n| ObjectRef::new(&n).within(&ns)).collect::<Vec<_>>()
     };
     // A store change refreshes every ExternalSecret that uses it (not only requeues it).
     let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>| {
@@ -322,7 +321,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             if let Ok(mut forced) = ctx.forced.lock() {
                 forced.extend(users.iter().map(|es| (es.namespace().unwrap_or_default(), es.name_any())));
             }
-            users.iter().map(|es| ObjectRef::from_obj_with(es.as_ref(), objects::resource(EsoKind::ExternalSecret))).collect::<Vec<_>>()
+            users.iter().map(|es| ObjectRef::from_obj(es.as_ref())).collect::<Vec<_>>()
         }
     };
     let ss = objects::resource(EsoKind::SecretStore);
@@ -364,7 +363,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         // A namespaced controller still reads ClusterSecretStores (cluster-scoped).
         css_api = Api::<DynamicObject>::all_with(client.clone(), &css);
     }
-    Controller::for_stream_with(es_stream, reader.clone(), es_resource.clone())
+    Controller::for_stream(es_stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(args.reconciles))
         .watches(secret_api, managed, secret_to_es)
         .watches_with(scoped(&ss), ss.clone(), watcher::Config::default(), by_store(StoreRefKind::SecretStore, reader.clone(), ctx.clone()))

@@ -44,8 +44,41 @@ impl Serialize for JsonText {
 }
 
 /// An ExternalSecret as the controller caches it: typed metadata, `spec` and `status` as text.
-/// A missing `spec` reads as `None` (reported by the reconcile, not a broken watch).
-pub type ExternalSecretObject = kube::core::Object<Option<JsonText>, JsonText>;
+/// A missing `spec` reads as `None` (reported by the reconcile, not a broken watch). A static
+/// resource type (not a dynamic one), so the controller's per-object references carry no copy of
+/// the API resource's names.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExternalSecretObject {
+    pub metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<JsonText>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JsonText>,
+}
+
+impl kube::Resource for ExternalSecretObject {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "ExternalSecret".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        crate::api::GROUP.into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "externalsecrets".into()
+    }
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// The ExternalSecret as one JSON value (`apiVersion`, `kind`, `metadata`, `spec`, `status`).
 pub fn external_secret_value(obj: &ExternalSecretObject) -> Value {

@@ -97,7 +97,8 @@ Simplified or missing (not like a real cluster):
     for what kubectl's typed generators send (Secret, ConfigMap, Namespace, ServiceAccount,
     TokenRequest, Lease: `kubectl create secret generic|configmap|namespace|sa|token` work); any
     other protobuf body gets 415.
-  - limit/continue are ignored (lists are never paginated); list/get resourceVersion parameters
+  - limit/continue paginate without a consistent snapshot (a later page reflects later changes);
+    list/get resourceVersion parameters
     are ignored (always the latest state); a watch from a resourceVersion newer than the current
     one simply starts from now.
   - Token requests are not validated or signed (status.token is only JWT-shaped) and bound object
@@ -811,7 +812,7 @@ class KubeStandin(kmock.KubernetesEmulator):
             if params.get('fieldSelector'):
                 selector.fields = parse_field_selector(params['fieldSelector'])
             if verb == 'list':
-                return await self._list(request, kind, selector, fmt)
+                return await self._list(request, kind, selector, fmt, params)
             if verb == 'watch':
                 return await self._watch(request, kind, selector, params, fmt)
             return await self._delete_collection(request, kind, selector, params, dry_run)
@@ -962,11 +963,30 @@ class KubeStandin(kmock.KubernetesEmulator):
 
     # --- list & watch -------------------------------------------------------------------------
 
-    async def _list(self, request: kmock.Request, kind: Kind, selector: Selector, fmt: str) -> Any:
+    async def _list(self, request: kmock.Request, kind: Kind, selector: Selector, fmt: str,
+                    params: dict[str, str] | None = None) -> Any:
+        params = params or {}
         async with self._lock:
             rv = str(self._rv)
             objs = [obj for k, obj in self._all_live() if k is kind and selector(obj)]
         objs.sort(key=lambda o: (o['metadata'].get('namespace') or '', o['metadata']['name']))
+        # Pagination as the real server: `limit` items, and a `continue` token for the rest (here
+        # the offset and the list's resourceVersion; a consistent snapshot is not modelled).
+        cont_token = params.get('continue') or ''
+        start = 0
+        if cont_token:
+            try:
+                start_s, rv = cont_token.split('.', 1)
+                start = int(start_s)
+            except ValueError:
+                raise ApiError(400, 'invalid continue token') from None
+        limit = int(params.get('limit') or 0) if (params.get('limit') or '').isdigit() else 0
+        more = ''
+        if limit > 0 and start + limit < len(objs):
+            more = f'{start + limit}.{rv}'
+            objs = objs[start:start + limit]
+        else:
+            objs = objs[start:]
         if fmt == 'table':
             return await self._respond(request, 200, self._table(kind, objs, rv))
         if fmt == 'meta':
@@ -975,6 +995,8 @@ class KubeStandin(kmock.KubernetesEmulator):
         else:
             body = {'kind': f'{kind.kind}List', 'apiVersion': kind.api_version,
                     'metadata': {'resourceVersion': rv}, 'items': objs}
+        if more:
+            body['metadata']['continue'] = more
         return await self._respond(request, 200, body)
 
     async def _watch(self, request: kmock.Request, kind: Kind, selector: Selector,
