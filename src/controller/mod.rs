@@ -327,6 +327,34 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     let ss = objects::resource(EsoKind::SecretStore);
     let css = objects::resource(EsoKind::ClusterSecretStore);
 
+    // ExternalSecrets deleted without a finalizer are never reconciled again: drop what was kept
+    // for them (target index, last sync, metric series) once a minute.
+    let (gc_reader, gc_ctx) = (reader.clone(), ctx.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let live: std::collections::HashSet<(String, String)> =
+                gc_reader.state().iter().map(|es| (es.namespace().unwrap_or_default(), es.name_any())).collect();
+            let uids: std::collections::HashSet<String> = gc_reader.state().iter().filter_map(|es| es.uid()).collect();
+            if let Ok(mut targets) = gc_ctx.targets.lock() {
+                targets.retain(|(ns, _), es| {
+                    let keep = live.contains(&(ns.clone(), es.clone()));
+                    if !keep {
+                        gc_ctx.metrics.forget(es, ns);
+                    }
+                    keep
+                });
+            }
+            if let Ok(mut synced) = gc_ctx.synced.lock() {
+                synced.retain(|uid, _| uids.contains(uid));
+            }
+            if let Ok(mut failures) = gc_ctx.failures.lock() {
+                failures.retain(|uid, _| uids.contains(uid));
+            }
+        }
+    });
+
     let ready_reader = reader.clone();
     let ready_health = health.clone();
     tokio::spawn(async move {
