@@ -565,10 +565,27 @@ async fn merge_writes_into_a_foreign_secret_and_keeps_its_keys() {
     )
     .await;
     c.apply(fake_store("store", &[("/k", "ours")])).await;
-    c.apply(external_secret("es", "store", json!({"name": "shared", "creationPolicy": "Merge"}), &[("mine", "/k", None)], "1h")).await;
+    c.apply(external_secret(
+        "es",
+        "store",
+        json!({"name": "shared", "creationPolicy": "Merge", "deletionPolicy": "Merge"}),
+        &[("mine", "/k", None)],
+        "1h",
+    ))
+    .await;
     let s = eventually(20, "the merged key", || async { c.secret("shared").await.filter(|s| data(s).contains_key("mine")) }).await;
     assert_eq!(data(&s), BTreeMap::from([("mine".into(), "ours".into()), ("theirs".into(), "kept".into())]));
     assert!(s.metadata.owner_references.unwrap_or_default().is_empty(), "Merge never takes ownership");
+    // deletionPolicy Merge: deleting the ExternalSecret takes back its key, label and hash only.
+    eventually(10, "the finalizer", || async {
+        c.external_secret("es").await.filter(|e| e.metadata.finalizers.iter().flatten().any(|f| f.ends_with("externalsecret-cleanup")))
+    })
+    .await;
+    c.delete("external-secrets.io/v1", "ExternalSecret", "es").await;
+    let s = eventually(20, "the key to be removed", || async { c.secret("shared").await.filter(|s| !data(s).contains_key("mine")) }).await;
+    assert_eq!(data(&s), BTreeMap::from([("theirs".into(), "kept".into())]));
+    assert!(!s.metadata.labels.unwrap_or_default().contains_key("reconcile.external-secrets.io/managed"));
+    assert!(!s.metadata.annotations.unwrap_or_default().contains_key("reconcile.external-secrets.io/data-hash"));
 
     // Merge never creates a missing Secret: Ready=True, reason SecretMissing.
     c.apply(external_secret("missing", "store", json!({"name": "absent", "creationPolicy": "Merge"}), &[("mine", "/k", None)], "1h")).await;
@@ -593,7 +610,19 @@ async fn another_controller_class_is_left_alone() {
     assert!(c.secret("theirs").await.is_none());
     assert!(c.external_secret("theirs").await.unwrap().data.get("status").is_none_or(Value::is_null));
 
-    // A controller of class `eso` takes it.
+    // A missing store is the default controller's to report (as unclassed), with its name.
+    c.apply(external_secret("lost", "nosuch", json!({"name": "lost"}), &[("k", "/k", None)], "1h")).await;
+    let r = eventually(20, "Ready=False", || async { c.external_secret("lost").await.as_ref().and_then(ready) }).await;
+    assert_eq!((r.0.as_str(), r.1.as_str()), ("False", "SecretSyncedError"));
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let note = eventually(10, "the Warning event", || async {
+        events.list(&Default::default()).await.ok()?.items.into_iter().find(|e| e.reason.as_deref() == Some("UpdateFailed"))?.note
+    })
+    .await;
+    assert!(note.contains("SecretStore `nosuch` not found in namespace"), "{note}");
+    assert!(!note.contains("--stores"), "{note}");
+
+    // A controller of class `eso` takes theirs.
     let _eso = c.controller("eso", &["--controller-class", "eso"], &[]);
     eventually(20, "their Secret from the `eso` controller", || async { c.secret("theirs").await }).await;
 }
@@ -643,14 +672,27 @@ async fn one_of_two_replicas_holds_the_lease_and_the_other_takes_over() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_gracefully() {
+async fn sigterm_stops_gracefully_and_a_restart_reads_nothing_not_due() {
     let c = cluster("sigterm").await;
     let mut ctl = c.controller("ctl", &[], &[]);
     c.apply(fake_store("store", &[("/k", "v")])).await;
     c.apply(external_secret("es", "store", json!({"name": "out"}), &[("k", "/k", None)], "1h")).await;
     eventually(20, "the Secret", || async { c.secret("out").await }).await;
+    eventually(10, "Ready=True", || async { c.external_secret("es").await.as_ref().and_then(ready).filter(|r| r.0 == "True") }).await;
     assert_eq!(ctl.terminate(), Some(0), "{}", ctl.log());
     assert!(ctl.log().contains("controller stopped"));
+
+    // A restart inside the interval: ready once its cache has synced, and no provider read.
+    let again = c.controller("ctl2", &[], &[]);
+    eventually(20, "/readyz", || async {
+        let r = std::panic::catch_unwind(|| http_text("GET", &format!("http://127.0.0.1:{}/readyz", again.metrics_port), None)).ok();
+        r.filter(|b| b == "ok")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = again.metrics();
+    assert!(!metrics.contains("externalsecret_provider_api_calls_count{"), "a restart read the provider:\n{metrics}");
+    assert!(!metrics.contains("externalsecret_sync_calls_total{"), "{metrics}");
 }
 
 #[tokio::test]

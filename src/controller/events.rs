@@ -4,7 +4,14 @@
 //! Written directly rather than through kube-runtime's `Recorder`: the Recorder keeps every event
 //! it published for six minutes to build series, about 3 KiB per ExternalSecret, which at 5,000
 //! ExternalSecrets was most of the controller's memory. Each event here is one create, named
-//! `<object>.<nanoseconds>` as the Recorder names them.
+//! `<object>.<nanoseconds>` as the Recorder names them. The same event (object, reason, note)
+//! is not repeated within [`REPEAT_AFTER`]: a failing ExternalSecret retried with backoff does not
+//! flood its namespace; only recent events are remembered.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -13,21 +20,48 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::Client;
 
+/// An identical event is published again only after this long.
+pub const REPEAT_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// Publishes events as `reportingController: extsecret`.
 #[derive(Clone)]
 pub struct Events {
     client: Client,
     /// `reportingInstance`: the pod name, else `extsecret`.
     instance: String,
+    /// Recently published events: (object uid, reason) → (hash of the note, when).
+    recent: Arc<Mutex<HashMap<(String, String), (u64, Instant)>>>,
 }
 
 impl Events {
     pub fn new(client: Client, instance: Option<String>) -> Self {
-        Events { client, instance: instance.unwrap_or_else(|| "extsecret".into()) }
+        Events { client, instance: instance.unwrap_or_else(|| "extsecret".into()), recent: Default::default() }
+    }
+
+    /// Whether this event was published within [`REPEAT_AFTER`]; records it otherwise.
+    fn repeated(&self, regarding: &ObjectReference, reason: &str, note: &str) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        note.hash(&mut h);
+        let (note_hash, now) = (h.finish(), Instant::now());
+        let key = (regarding.uid.clone().unwrap_or_default(), reason.to_string());
+        let Ok(mut recent) = self.recent.lock() else { return false };
+        if recent.len() > 4096 {
+            recent.retain(|_, (_, at)| now.duration_since(*at) < REPEAT_AFTER);
+        }
+        match recent.get(&key) {
+            Some((n, at)) if *n == note_hash && now.duration_since(*at) < REPEAT_AFTER => true,
+            _ => {
+                recent.insert(key, (note_hash, now));
+                false
+            }
+        }
     }
 
     /// Creates one event about `regarding`; `note` is cut at 1 KiB (the API server's limit).
     pub async fn publish(&self, regarding: ObjectReference, warning: bool, reason: &str, note: String) -> Result<(), kube::Error> {
+        if self.repeated(&regarding, reason, &note) {
+            return Ok(());
+        }
         let now = Timestamp::now();
         let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let event = Event {

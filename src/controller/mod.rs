@@ -312,10 +312,17 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         names.dedup();
         names.into_iter().map(|n| ObjectRef::new(&n).within(&ns)).collect::<Vec<_>>()
     };
-    // A store change refreshes every ExternalSecret that uses it (not only requeues it).
+    // A store change (a new generation) refreshes every ExternalSecret that uses it. The stores'
+    // first listing (at start, or after a relist) only records their generations: a restart
+    // must not re-read every remote secret.
     let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>| {
+        let generations: Mutex<HashMap<(Option<String>, String), Option<i64>>> = Mutex::new(HashMap::new());
         move |store: DynamicObject| {
             let (name, ns) = (store.name_any(), store.namespace());
+            let previous = generations.lock().ok().and_then(|mut g| g.insert((ns.clone(), name.clone()), store.metadata.generation));
+            if previous.is_none_or(|p| p == store.metadata.generation) {
+                return Vec::new();
+            }
             let users: Vec<Arc<objects::ExternalSecretObject>> =
                 reader.state().into_iter().filter(|es| uses_store(es, kind, &name, ns.as_deref())).collect();
             if let Ok(mut forced) = ctx.forced.lock() {
@@ -358,9 +365,17 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     let ready_reader = reader.clone();
     let ready_health = health.clone();
     tokio::spawn(async move {
-        if ready_reader.wait_until_ready().await.is_ok() {
-            ready_health.ready.store(true, Ordering::Relaxed);
-            tracing::info!("ExternalSecret cache synced");
+        // Polled: kube-runtime's readiness signal wakes only its most recent waiter (the
+        // controller's own), so a second waiter would sleep forever.
+        loop {
+            if let Some(result) = futures::FutureExt::now_or_never(ready_reader.wait_until_ready()) {
+                if result.is_ok() {
+                    ready_health.ready.store(true, Ordering::Relaxed);
+                    tracing::info!("ExternalSecret cache synced");
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
 

@@ -201,13 +201,17 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
     let interval = policy::refresh_interval(es.spec.refresh_interval.as_ref());
     let (refresh_policy, interval) = match (refresh_policy, interval) {
         (Ok(p), Ok(i)) => (p, i),
-        (Err(e), _) | (_, Err(e)) => {
-            ctx.fail(obj, "invalid ExternalSecret", e, now).await?;
+        (Err(e), _) => {
+            ctx.fail(obj, "invalid ExternalSecret", format!("{}: spec.refreshPolicy: {e}", es.object()), now).await?;
+            return Ok(Action::await_change());
+        }
+        (_, Err(e)) => {
+            ctx.fail(obj, "invalid ExternalSecret", format!("{}: {e}", es.object()), now).await?;
             return Ok(Action::await_change());
         }
     };
     if let Err(e) = deletion_policy {
-        ctx.fail(obj, "invalid ExternalSecret", e, now).await?;
+        ctx.fail(obj, "invalid ExternalSecret", format!("{}: spec.target.deletionPolicy: {e}", es.object()), now).await?;
         return Ok(Action::await_change());
     }
 
@@ -403,8 +407,16 @@ async fn cleanup(
         if keys.is_empty() {
             return Ok(());
         }
+        // The Secret is someone else's again: our label and hash go with our keys.
+        let patch = json!({
+            "metadata": {
+                "labels": { target::MANAGED_LABEL: null },
+                "annotations": { target::DATA_HASH_ANNOTATION: null },
+            },
+            "data": keys,
+        });
         secrets
-            .patch(target_name, &PatchParams::default(), &Patch::Merge(&json!({ "data": keys })))
+            .patch(target_name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
             .map_err(|e| ReconcileError::Api(format!("removing keys from Secret {ns}/{target_name}: {}", objects::api_error(&e))))

@@ -210,12 +210,19 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
     let mut to_resolve = Vec::new();
     for r in &batch {
         let refs = store_refs(&r.es);
-        let foreign = refs.iter().find_map(|k| stores.get(k).map(class_of).filter(|c| !class_matches(c, &config.controller_class)));
+        // A missing store counts as unclassed: the default-class controller reports it, others
+        // leave the ExternalSecret alone.
+        let foreign =
+            refs.iter().map(|k| stores.get(k).map(class_of).unwrap_or_default()).find(|c| !class_matches(c, &config.controller_class));
         if let Some(class) = foreign {
             answers.push(Some(WaveResult::OtherClass(class)));
             continue;
         }
         let mut problems = Problems::default();
+        for (kind, ns, name) in refs.iter().filter(|k| !stores.contains_key(*k)) {
+            let place = ns.as_deref().map(|n| format!(" in namespace `{n}`")).unwrap_or_default();
+            problems.push(Problem::new(format!("{} `{name}` not found{place}", kind.as_str())).object(r.es.object()));
+        }
         for k in &refs {
             if let Some(p) = store_problems.get(k) {
                 problems.0.extend(p.0.iter().cloned());

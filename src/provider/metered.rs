@@ -60,12 +60,8 @@ impl Provider for Metered {
     }
     async fn get(&self, key: &RemoteKey) -> Result<SecretValue, ProviderError> {
         let r = self.inner.get(key).await;
-        // A missing key is an answer, not an error of the call.
-        let counted: Result<(), ProviderError> = match &r {
-            Err(e) if e.class != ErrorClass::NotFound => Err(e.clone()),
-            _ => Ok(()),
-        };
-        self.record(self.call_names().0, &counted);
+        // As ESO counts: any error answer of the call (a missing key included) is `error`.
+        self.record(self.call_names().0, &r);
         r
     }
     fn property_order(&self) -> crate::resolve::value::DotOrder {
