@@ -717,3 +717,31 @@ async fn aws_jwt_auth_exchanges_a_service_account_token() {
     assert!(requests["by_resource"]["serviceaccounts/token"].as_u64().unwrap_or(0) >= 1, "{requests}");
     assert!(!ctl.log().contains("via-web-identity"));
 }
+
+#[tokio::test]
+async fn azure_service_account_ref_presents_a_token_request_token() {
+    if std::env::var("EXTSECRET_TEST_KUBECONFIG").is_ok_and(|k| !k.is_empty()) {
+        return; // the Key Vault stand-in trusts the stand-in API server's tokens only
+    }
+    let c = cluster("azure-sa").await;
+    let kv = common::keyvault(&json!({
+        "tenant": "tenant-sa",
+        "clients": {"sa-client": {"federated_subject": format!("system:serviceaccount:{}:kv-reader", c.ns)}},
+        "secrets": {"db": "from-a-service-account-token"},
+    }));
+    c.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kv-reader", "annotations": {
+        "azure.workload.identity/client-id": "sa-client", "azure.workload.identity/tenant-id": "tenant-sa"}}}))
+        .await;
+    c.apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore", "metadata": {"name": "kv"},
+        "spec": {"provider": {"azurekv": {"vaultUrl": kv.url, "authType": "WorkloadIdentity", "serviceAccountRef": {"name": "kv-reader"}}}}}))
+    .await;
+    c.apply(external_secret("es", "kv", json!({"name": "out"}), &[("v", "db", None)], "1h")).await;
+    let ca = kv.ca.to_str().unwrap().to_string();
+    let ctl = c.controller("ctl", &[], &[("SSL_CERT_FILE", &ca), ("AZURE_AUTHORITY_HOST", &kv.authority)]);
+    let s = eventually(30, "the Secret", || async { c.secret("out").await }).await;
+    assert_eq!(data(&s)["v"], "from-a-service-account-token");
+    let tokens: Vec<Value> = kv.requests().into_iter().filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/token"))).collect();
+    assert_eq!(tokens.len(), 1, "one token exchange: {tokens:?}");
+    assert_eq!((tokens[0]["client_id"].as_str(), tokens[0]["token_kind"].as_str()), (Some("sa-client"), Some("client_assertion")));
+    assert!(!ctl.log().contains("from-a-service-account-token"));
+}

@@ -67,6 +67,9 @@ client_credentials, scope "<resource>/.default" (the token is valid for that res
     the certificate's public key verifies (with `openssl dgst`), iss = sub = client_id, aud = this
     token endpoint's URL (https://127.0.0.1:PORT/{tenant}/oauth2/v2.0/token, or .../oauth2/token),
     exp in the future and nbf (when present) not in the future (2 minutes of skew).
+  A client with `federated_subject` (and optionally `federated_audience`, default
+  api://AzureADTokenExchange) accepts any JWT whose `sub` and `aud` match, as a federated
+  identity credential does (the issuer's signature is not checked here).
   Unknown tenant: 400 AADSTS90002; unknown client: 400 AADSTS700016. Answers and errors are
   Entra's JSON ({"token_type", "expires_in", "ext_expires_in", "access_token"} /
   {"error", "error_description", "error_codes"}). Tokens last 3599 s (the SDK caches them).
@@ -141,6 +144,16 @@ DELETED_HINT = (
     " https://go.microsoft.com/fwlink/?linkid=2125182"
 )
 
+
+
+def jwt_claims(token):
+    """The payload of a JWT (no signature check), or None."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        return json.loads(base64.urlsafe_b64decode(payload))
+    except Exception:
+        return None
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -379,7 +392,17 @@ class Handler(BaseHTTPRequestHandler):
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 return self.entra_error(400, "invalid_request", 50027, "client_assertion_type is missing or not urn:ietf:params:oauth:client-assertion-type:jwt-bearer.")
             assertion = form["client_assertion"]
-            if client.get("assertion") is not None:
+            if client.get("federated_subject") is not None:
+                # A federated credential: Entra checks the token's issuer, subject and audience
+                # (and its signature through the issuer's OIDC keys, which this stand-in skips).
+                claims = jwt_claims(assertion)
+                aud = claims.get("aud") if isinstance(claims, dict) else None
+                auds = aud if isinstance(aud, list) else [aud]
+                if not isinstance(claims, dict) or claims.get("sub") != client["federated_subject"] \
+                        or client.get("federated_audience", "api://AzureADTokenExchange") not in auds:
+                    return self.entra_error(401, "invalid_client", 700213, "No matching federated identity record found for presented assertion.")
+                kind = "client_assertion"
+            elif client.get("assertion") is not None:
                 if assertion != client["assertion"]:
                     return self.entra_error(401, "invalid_client", 700213, "No matching federated identity record found for presented assertion.")
                 kind = "client_assertion"
