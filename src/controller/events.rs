@@ -23,14 +23,16 @@ use kube::Client;
 /// An identical event is published again only after this long.
 pub const REPEAT_AFTER: Duration = Duration::from_secs(10 * 60);
 
+/// Recently published events: (object uid, reason) → (hash of the note, when).
+type Recent = HashMap<(String, String), (u64, Instant)>;
+
 /// Publishes events as `reportingController: extsecret`.
 #[derive(Clone)]
 pub struct Events {
     client: Client,
     /// `reportingInstance`: the pod name, else `extsecret`.
     instance: String,
-    /// Recently published events: (object uid, reason) → (hash of the note, when).
-    recent: Arc<Mutex<HashMap<(String, String), (u64, Instant)>>>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl Events {

@@ -316,7 +316,9 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     // first listing (at start, or after a relist) only records their generations: a restart
     // must not re-read every remote secret.
     let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>| {
-        let generations: Mutex<HashMap<(Option<String>, String), Option<i64>>> = Mutex::new(HashMap::new());
+        // (namespace, name) → the generation last seen.
+        type Generations = HashMap<(Option<String>, String), Option<i64>>;
+        let generations: Mutex<Generations> = Mutex::new(HashMap::new());
         move |store: DynamicObject| {
             let (name, ns) = (store.name_any(), store.namespace());
             let previous = generations.lock().ok().and_then(|mut g| g.insert((ns.clone(), name.clone()), store.metadata.generation));

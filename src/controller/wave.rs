@@ -280,7 +280,7 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         f(batch.len(), progress.reads.load(std::sync::atomic::Ordering::Relaxed));
     }
     let mut results = match resolved {
-        Ok(r) => r.into_iter().map(|r| Some(r)).collect::<Vec<_>>(),
+        Ok(r) => r.into_iter().map(Some).collect::<Vec<_>>(),
         Err(p) => (0..count).map(|_| Some(Err(Problems(p.0.clone())))).collect(),
     };
     let mut next = results.iter_mut();

@@ -16,9 +16,12 @@ use crate::provider::Provider;
 /// A client older than this is rebuilt (fresh token, fresh STS session).
 pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
+/// A cached client: the fingerprint it was built for, the client, when it was built.
+type Entry = (String, Arc<Metered>, Instant);
+
 /// Clients by store, each with the fingerprint it was built for and when.
 pub struct ClientCache {
-    entries: Mutex<HashMap<StoreKey, (String, Arc<Metered>, Instant)>>,
+    entries: Mutex<HashMap<StoreKey, Entry>>,
     observe: CallObserver,
     builds: AtomicU64,
 }
