@@ -25,21 +25,44 @@ pub struct OperatorArgs {
     /// Refuse SecretStores that come from the rendered input
     #[arg(long, env = "EXTSECRET_NO_INPUT_STORES", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_input_stores: bool,
+    #[command(flatten)]
+    pub reads: ReadArgs,
+    /// Accept a render that produces no document at all
+    #[arg(long, env = "EXTSECRET_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_empty: bool,
+}
+
+/// How ExternalSecrets are decoded and providers read; shared by every front-end and the controller.
+#[derive(Args, Clone, Debug)]
+pub struct ReadArgs {
     /// Warn about unknown fields instead of failing
     #[arg(long, env = "EXTSECRET_LENIENT", value_parser = clap::builder::BoolishValueParser::new())]
     pub lenient: bool,
     /// Provider calls in flight at once
     #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// Overall deadline for all provider reads (`45s`, `2m`, or seconds)
+    /// Deadline for the provider reads of a run (a render, or a controller's refresh wave): `45s`, `2m`, or seconds
     #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Do not use BatchGetSecretValue (one GetSecretValue per secret)
     #[arg(long, env = "EXTSECRET_NO_BATCH", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_batch: bool,
-    /// Accept a render that produces no document at all
-    #[arg(long, env = "EXTSECRET_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_empty: bool,
+}
+
+impl Default for ReadArgs {
+    fn default() -> Self {
+        ReadArgs { lenient: false, concurrency: 16, timeout: Duration::from_secs(45), no_batch: false }
+    }
+}
+
+impl ReadArgs {
+    /// These flags applied to `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.strictness = if self.lenient { Strictness::Lenient } else { Strictness::Strict };
+        settings.concurrency = self.concurrency as usize;
+        settings.timeout = self.timeout;
+        settings.batch = !self.no_batch;
+    }
 }
 
 /// The settings of one run, after defaults.
@@ -61,7 +84,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        OperatorArgs { concurrency: 16, timeout: Duration::from_secs(45), ..Default::default() }.settings()
+        OperatorArgs::default().settings()
     }
 }
 
@@ -74,18 +97,20 @@ impl OperatorArgs {
             .clone()
             .filter(|n| !n.is_empty())
             .or_else(|| std::env::var("ARGOCD_APP_NAMESPACE").ok().filter(|n| !n.is_empty()));
-        Settings {
+        let mut settings = Settings {
             stores: self.stores.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
             credentials: self.credentials.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
             namespace,
             no_input_stores: self.no_input_stores,
-            strictness: if self.lenient { Strictness::Lenient } else { Strictness::Strict },
-            concurrency: self.concurrency as usize,
-            timeout: self.timeout,
-            batch: !self.no_batch,
+            strictness: Strictness::Strict,
+            concurrency: 0,
+            timeout: Duration::ZERO,
+            batch: true,
             allow_empty: self.allow_empty,
             controller: false,
-        }
+        };
+        self.reads.apply(&mut settings);
+        settings
     }
 }
 

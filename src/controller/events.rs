@@ -85,3 +85,21 @@ impl Events {
         Api::<Event>::namespaced(self.client.clone(), &ns).create(&PostParams::default(), &event).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_identical_event_is_not_repeated_but_a_different_note_is() {
+        let (service, _server) = tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let events = Events::new(Client::new(service, "default"), None);
+        let es = ObjectReference { uid: Some("uid-1".into()), ..Default::default() };
+        let other = ObjectReference { uid: Some("uid-2".into()), ..Default::default() };
+        assert!(!events.repeated(&es, "UpdateFailed", "SecretStore `x` not found"));
+        assert!(events.repeated(&es, "UpdateFailed", "SecretStore `x` not found"));
+        assert!(!events.repeated(&es, "UpdateFailed", "another cause"));
+        assert!(!events.repeated(&es, "Updated", "another cause"), "another reason");
+        assert!(!events.repeated(&other, "UpdateFailed", "SecretStore `x` not found"), "another object");
+    }
+}

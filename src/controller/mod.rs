@@ -87,31 +87,15 @@ pub struct ControllerArgs {
     /// Reconciles in flight at once
     #[arg(long, env = "EXTSECRET_RECONCILES", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
     pub reconciles: u16,
-    /// Provider calls in flight at once, per wave
-    #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub concurrency: u32,
-    /// Deadline of one wave's provider reads (`45s`)
-    #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// Do not use BatchGetSecretValue
-    #[arg(long, env = "EXTSECRET_NO_BATCH", value_parser = clap::builder::BoolishValueParser::new())]
-    pub no_batch: bool,
-    /// Warn about unknown fields instead of failing
-    #[arg(long, env = "EXTSECRET_LENIENT", value_parser = clap::builder::BoolishValueParser::new())]
-    pub lenient: bool,
+    #[command(flatten)]
+    pub reads: crate::settings::ReadArgs,
 }
 
 impl ControllerArgs {
     fn settings(&self) -> Settings {
-        Settings {
-            strictness: if self.lenient { crate::api::Strictness::Lenient } else { crate::api::Strictness::Strict },
-            concurrency: self.concurrency as usize,
-            timeout: self.timeout,
-            batch: !self.no_batch,
-            controller: true,
-            namespace: None,
-            ..Settings::default()
-        }
+        let mut settings = Settings { controller: true, namespace: None, ..Settings::default() };
+        self.reads.apply(&mut settings);
+        settings
     }
 }
 

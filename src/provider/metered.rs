@@ -93,3 +93,55 @@ impl Provider for Metered {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A provider that refuses every read, as a store whose credentials were revoked.
+    struct Refusing;
+
+    #[async_trait]
+    impl Provider for Refusing {
+        fn name(&self) -> &'static str {
+            "AWS/SecretsManager"
+        }
+        async fn get(&self, _: &RemoteKey) -> Result<SecretValue, ProviderError> {
+            Err(ProviderError::new(ErrorClass::AccessDenied, "denied"))
+        }
+        async fn find(&self, _: &FindQuery) -> Result<Vec<String>, ProviderError> {
+            Ok(vec![])
+        }
+    }
+
+    fn recorder() -> (CallObserver, Arc<Mutex<Vec<(&'static str, &'static str, bool)>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let sink = calls.clone();
+        (Arc::new(move |p, c, ok| sink.lock().unwrap().push((p, c, ok))), calls)
+    }
+
+    fn key(k: &str) -> RemoteKey {
+        RemoteKey { key: k.into(), version: None, metadata: false }
+    }
+
+    #[tokio::test]
+    async fn every_call_is_counted_and_a_missing_key_is_an_error_answer() {
+        let spec: crate::api::FakeProvider = serde_json::from_value(serde_json::json!({"data": [{"key": "a", "value": "1"}]})).unwrap();
+        let (observe, calls) = recorder();
+        let client = Metered::new(Arc::new(super::super::fake::FakeClient::new(&spec).unwrap()), observe);
+        assert_eq!(client.get(&key("a")).await.unwrap().as_bytes(), b"1");
+        assert_eq!(client.get(&key("missing")).await.unwrap_err().class, ErrorClass::NotFound);
+        assert_eq!(*calls.lock().unwrap(), vec![("Fake", "GetSecret", true), ("Fake", "GetSecret", false)]);
+        assert!(!client.revoked(), "a missing key says nothing about the credentials");
+    }
+
+    #[tokio::test]
+    async fn an_access_error_revokes_the_client_and_names_eso_calls() {
+        let (observe, calls) = recorder();
+        let client = Metered::new(Arc::new(Refusing), observe);
+        assert!(client.get(&key("a")).await.is_err());
+        assert!(client.revoked());
+        assert_eq!(*calls.lock().unwrap(), vec![("AWS/SecretsManager", "GetSecretValue", false)]);
+    }
+}
