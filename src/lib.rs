@@ -10,10 +10,12 @@
 //! - [`template`]: ESO templates (Go text/template via gotmpl, and handlebars), bytes-safe.
 //! - [`render`]: the render pipeline shared by every front-end.
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
+//! - [`controller`]: the in-cluster reconciler; [`logging`]: which log lines are written.
 
 pub mod api;
 pub mod controller;
 pub mod frontend;
+pub mod logging;
 pub mod manifest;
 pub mod problem;
 pub mod provider;

@@ -42,28 +42,6 @@ enum Command {
     Crds,
 }
 
-/// Log levels: `EXTSECRET_LOG` (default `warn`) for this tool; the AWS SDK and HTTP stack are held
-/// at `error` whatever is asked, since their debug output includes request details (the AWS access
-/// key id, URLs, headers).
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    let asked = std::env::var("EXTSECRET_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "warn".into());
-    let quiet = [
-        "aws_config",
-        "aws_smithy_runtime",
-        "aws_smithy_runtime_api",
-        "aws_smithy_http",
-        "aws_sdk_secretsmanager",
-        "aws_sdk_sts",
-        "aws_runtime",
-        "hyper",
-        "hyper_util",
-        "rustls",
-        "h2",
-    ];
-    let directives = std::iter::once(asked).chain(quiet.iter().map(|c| format!("{c}=error"))).collect::<Vec<_>>().join(",");
-    tracing_subscriber::EnvFilter::try_new(directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-}
-
 /// An empty `EXTSECRET_*` variable means "not set", and empty entries of path lists are ignored
 /// (`EXTSECRET_STORES=":a.yaml:"`), as an operator would expect from a container's env.
 fn normalize_env() {
@@ -88,7 +66,20 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("controller") {
         limit_malloc_arenas();
     }
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).with_env_filter(log_filter()).init();
+    let asked = std::env::var("EXTSECRET_LOG").ok();
+    let (filter, ignored) = extsecret::logging::filter(asked.as_deref());
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_target(false);
+        tracing_subscriber::registry().with(fmt).with(filter).init();
+    }
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "EXTSECRET_LOG: ignored {} (only extsecret's own targets are configurable; other crates log errors only)",
+            ignored.join(",")
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async {
         // The controller stops gracefully on SIGTERM; every other command stops at once.

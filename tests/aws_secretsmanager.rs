@@ -1053,3 +1053,22 @@ fn batch_get_denied_by_iam_falls_back_to_one_get_per_secret() {
     assert_eq!(singles.len(), 25);
     assert_eq!(singles.iter().flat_map(|r| r.ids()).collect::<BTreeSet<_>>(), names.iter().cloned().collect::<BTreeSet<_>>());
 }
+
+#[test]
+fn trace_logging_never_shows_the_sdk_or_http_stack() {
+    // `aws_sigv4` logs the access key id (and the canonical request) at trace: EXTSECRET_LOG
+    // governs only extsecret's own targets, so even `trace,aws_sigv4=trace` shows none of it.
+    let p = unique("logs");
+    seed(vec![create(&format!("{p}/db"), "log-canary-value")]);
+    let input = Input::new(&[es("app", json!({"data": [data("db", json!({"key": format!("{p}/db")}))]}))]);
+    let stores = input.file("stores.yaml", &[store()]);
+    let mut c = common::extsecret(&["render", "-o", "json", "--stores", &stores, input.path()]);
+    common::aws_env(&mut c, common::moto());
+    c.env("EXTSECRET_LOG", "trace,aws_sigv4=trace,hyper=trace").env("AWS_ACCESS_KEY_ID", "AKIDLOGCANARY");
+    let out = common::run(c, None);
+    assert_eq!(text(&secrets(&out), "app"), map(&[("db", "log-canary-value")]));
+    let err = common::stderr(&out);
+    assert!(err.contains("ignored aws_sigv4=trace,hyper=trace"), "{err}");
+    assert_no_values(&err, &["AKIDLOGCANARY", "log-canary-value", "Credential=", "authorization"]);
+    assert!(err.lines().filter(|l| !l.contains("EXTSECRET_LOG: ignored")).all(|l| !l.contains("aws_") && !l.contains("hyper")), "{err}");
+}

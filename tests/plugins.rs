@@ -293,6 +293,51 @@ fn kpt_fn_eval_failure_exits_non_zero_names_the_file_and_leaves_the_package() {
 }
 
 #[test]
+fn kpt_fn_eval_replaces_an_external_secret_inside_a_list_item() {
+    let tmp = tempdir();
+    let pkg = kpt_package(tmp.path());
+    // The ExternalSecret hidden in a `kind: List` beside a ConfigMap: before the fix kpt left the
+    // raw ExternalSecret in the package.
+    let es: Value = yaml(&read(&pkg.join("externalsecret.yaml")));
+    let cm: Value = yaml(&read(&pkg.join("configmap.yaml")));
+    std::fs::remove_file(pkg.join("externalsecret.yaml")).unwrap();
+    std::fs::remove_file(pkg.join("configmap.yaml")).unwrap();
+    let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"name": "bundle"}, "items": [cm, es]});
+    write(&pkg, "list.yaml", &serde_json::to_string(&list).unwrap());
+    let mut c = tool("kpt");
+    c.args(["fn", "eval"]).arg(&pkg).arg("--exec").arg(bin()).args(["-o", "unwrap"]);
+    let out = ok(&run(c, None));
+    assert!(!out.contains("kind: ExternalSecret"), "{out}");
+    let docs: Vec<Value> = out.split("\n---\n").map(yaml).collect();
+    let list = docs.iter().find(|d| d["kind"] == "List").unwrap_or_else(|| panic!("no List in {out}"));
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{out}");
+    assert_eq!(items[0]["kind"], "ConfigMap");
+    assert_eq!(items[1]["kind"], "Secret");
+    assert_eq!(items[1]["metadata"]["name"], "api-credentials");
+    assert_eq!(items[1]["data"]["token"], "dG9rLTEyMw==");
+}
+
+#[test]
+fn render_expands_a_piped_resource_list() {
+    // A ResourceList piped into `render` is a list like any other: its ExternalSecret is rendered,
+    // not passed through (before the fix the whole envelope went out untouched).
+    let tmp = tempdir();
+    let pkg = kpt_package(tmp.path());
+    let es: Value = yaml(&read(&pkg.join("externalsecret.yaml")));
+    let store: Value = yaml(&read(&pkg.join("secretstore.yaml")));
+    let rl = json!({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [store, es]});
+    let mut c = Command::new(bin());
+    scrub_env(&mut c);
+    c.args(["render", "-"]);
+    let out = ok(&run(c, Some(serde_json::to_string(&rl).unwrap().as_bytes())));
+    assert!(!out.contains("ExternalSecret") && !out.contains("ResourceList"), "{out}");
+    let secret = yaml(&out);
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["data"]["token"], "dG9rLTEyMw==");
+}
+
+#[test]
 fn kpt_fn_render_runs_the_kptfile_pipeline_from_path() {
     let tmp = tempdir();
     let examples = example(tmp.path(), "kustomize");

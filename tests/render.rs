@@ -555,3 +555,75 @@ fn a_deadline_still_reports_the_stores_that_could_not_be_built() {
     assert!(err.contains("SecretStore team-a/azure: [Config] authSecretRef.clientCertificate: no CERTIFICATE block"), "{err}");
     assert!(err.contains("deadline of 2s exceeded"), "{err}");
 }
+
+#[test]
+fn remote_keys_that_become_one_secret_key_in_one_data_from_entry_are_an_error() {
+    // `app/one` and `app/two` both rewritten to `app`: ESO silently keeps one; here an error
+    // naming both remote keys.
+    expect_spec_error(
+        "dataFrom: [{find: {name: {regexp: '^app/'}}, rewrite: [{regexp: {source: '/.*', target: ''}}]}]",
+        "spec.dataFrom[0].find: remote keys `app/one` and `app/two` both become the Secret key `app`",
+    );
+    // By conversionStrategy: `a.b` kept, `a/b` and `a b` both become `a_b` (ESO: "secret name
+    // collision during conversion").
+    let input = r#"apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: fake, namespace: team-a}
+spec:
+  provider:
+    fake:
+      data:
+        - {key: json, value: '{"a/b":"x-value","a b":"y-value","a.b":"z-value"}'}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: es, namespace: team-a}
+spec:
+  secretStoreRef: {name: fake}
+  dataFrom: [{extract: {key: json}}]
+"#;
+    let err = failed(&render_stdin(&[], input));
+    assert!(err.contains("spec.dataFrom[0].extract: remote keys `a b` and `a/b` both become the Secret key `a_b`"), "{err}");
+    assert!(!err.contains("-value"), "a value leaked: {err}");
+    // Across entries, a later entry overriding an earlier one is ESO's merge order and stays.
+    let twice = input.replace("dataFrom: [{extract: {key: json}}]", "dataFrom: [{extract: {key: json}, rewrite: [{regexp: {source: '[/ ]', target: '-'}}]}, {extract: {key: json}, rewrite: [{regexp: {source: '[/ ]', target: '_'}}]}]");
+    let twice = twice.replace(r#""a/b":"x-value","a b":"y-value""#, r#""a/b":"x-value""#);
+    let out = ok(&render_stdin(&[], &twice));
+    assert!(out.contains("a-b: eC12YWx1ZQ==") && out.contains("a_b: eC12YWx1ZQ==") && out.contains("a.b: ei12YWx1ZQ=="), "{out}");
+}
+
+#[test]
+fn privileged_secret_types_and_the_service_account_annotation_are_refused_from_every_source() {
+    let cases = [
+        (
+            "target: {template: {type: kubernetes.io/service-account-token, data: {token: x}}}\n  data: [{secretKey: t, remoteRef: {key: token}}]",
+            "spec.target.template.type: Secret type `kubernetes.io/service-account-token` is refused",
+        ),
+        (
+            "target: {template: {type: bootstrap.kubernetes.io/token, data: {token-id: abcdef}}}\n  data: [{secretKey: t, remoteRef: {key: token}}]",
+            "spec.target.template.type: Secret type `bootstrap.kubernetes.io/token` is refused",
+        ),
+        (
+            "target: {template: {metadata: {annotations: {kubernetes.io/service-account.name: default}}}}\n  data: [{secretKey: t, remoteRef: {key: token}}]",
+            "spec.target.template: the annotation `kubernetes.io/service-account.name` is refused",
+        ),
+        (
+            "target: {template: {templateFrom: [{target: Annotations, literal: 'kubernetes.io/service-account.name: default'}]}}\n  data: [{secretKey: t, remoteRef: {key: token}}]",
+            "spec.target.template: the annotation `kubernetes.io/service-account.name` is refused",
+        ),
+    ];
+    for (spec, expected) in cases {
+        expect_spec_error(spec, expected);
+    }
+    // Copied from the ExternalSecret's own annotations.
+    let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a, annotations: {{kubernetes.io/service-account.name: default}}}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: t, remoteRef: {{key: token}}}}]\n");
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains("metadata.annotations: the annotation `kubernetes.io/service-account.name` is refused"), "{err}");
+}
+
+#[test]
+fn a_stream_that_starts_with_a_yaml_directive_renders() {
+    let input = format!("%YAML 1.1\n---\n{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: t, remoteRef: {{key: token}}}}]\n");
+    let out = ok(&render_stdin(&[], &input));
+    assert!(out.contains("t: dG9rLXZhbHVlLTE="), "{out}");
+}

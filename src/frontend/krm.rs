@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use crate::api;
+use crate::manifest::document::list_items;
 use crate::manifest::input::read_stdin;
 use crate::manifest::resource_list::{KrmResult, ResourceList};
 use crate::manifest::{output, Document, OutputDoc};
@@ -79,54 +80,94 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     let not_objects: Vec<Problem> = inputs
         .iter()
         .enumerate()
-        .filter(|(_, v)| {
-            !(v.is_object() && v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string))
-        })
+        .filter(|(_, v)| !is_object(v))
         .map(|(i, _)| Problem::new(format!("item {i} of the ResourceList is not a Kubernetes object (a mapping with apiVersion and kind)")))
         .collect();
     if !not_objects.is_empty() {
         return Err(Problems(not_objects));
     }
-    let docs: Vec<Document> = inputs
-        .iter()
-        .enumerate()
-        .map(|(index, v)| {
-            let file = annotation(v, "internal.config.kubernetes.io/path").or_else(|| annotation(v, "config.kubernetes.io/path"));
-            // An item placed in a file is named by its document index in that file, not its
-            // position among all the items.
-            let index_in_file = || {
-                annotation(v, "internal.config.kubernetes.io/index")
-                    .or_else(|| annotation(v, "config.kubernetes.io/index"))
-                    .and_then(|i| i.parse().ok())
-                    .unwrap_or(index)
-            };
-            let (file, index) = match (file, generator.is_some() && index == 0) {
-                (_, true) => ("<functionConfig>".to_string(), index),
-                (Some(f), _) => (f.to_string(), index_in_file()),
-                (None, _) => ("<ResourceList items>".to_string(), index),
-            };
-            Document { origin: Origin { file, index, item: None }, raw: None, value: v.clone() }
-        })
-        .collect();
-    let catalog = crate::render::load_catalog(settings)?;
-    let rendered = crate::render::render_documents_indexed(docs, catalog, settings).await?;
-    Ok(rendered
-        .into_iter()
-        .map(|(source, doc)| {
-            let mut value = match doc {
-                OutputDoc::Raw { value, .. } | OutputDoc::Built(value) => value,
-            };
-            let from = &inputs[source];
-            if is_external_secret(from) && generator.is_none() {
-                for key in PLACEMENT_ANNOTATIONS {
-                    if let Some(v) = annotation(from, key) {
-                        value["metadata"]["annotations"][*key] = Value::String(v.to_string());
+    // Items of a list item (`kind: List`, ...) are rendered as items of their own, so an
+    // ExternalSecret cannot hide in one; each list is rebuilt around its rendered items.
+    let mut docs: Vec<Document> = Vec::new();
+    let mut owners: Vec<(usize, Option<usize>)> = Vec::new();
+    for (index, v) in inputs.iter().enumerate() {
+        let origin = item_origin(v, index, generator.is_some());
+        match list_items(v) {
+            Some(items) => {
+                for (j, item) in items.iter().enumerate() {
+                    if !is_object(item) || list_items(item).is_some() {
+                        return Err(Problem::new("a list item must hold Kubernetes objects, and no nested list")
+                            .at(&origin)
+                            .field(format!("items[{j}]"))
+                            .into());
                     }
+                    docs.push(Document { origin: Origin { item: Some(j), ..origin.clone() }, raw: None, value: item.clone() });
+                    owners.push((index, Some(j)));
                 }
             }
-            value
-        })
-        .collect())
+            None => {
+                docs.push(Document { origin, raw: None, value: v.clone() });
+                owners.push((index, None));
+            }
+        }
+    }
+    let catalog = crate::render::load_catalog(settings)?;
+    let rendered = crate::render::render_documents_indexed(docs, catalog, settings).await?;
+    // Rendered items of each list item, by its input index.
+    let mut lists: std::collections::BTreeMap<usize, Vec<Value>> =
+        inputs.iter().enumerate().filter(|(_, v)| list_items(v).is_some()).map(|(i, _)| (i, Vec::new())).collect();
+    let mut ordered: Vec<(usize, Value)> = Vec::new();
+    for (source, doc) in rendered {
+        let mut value = match doc {
+            OutputDoc::Raw { value, .. } | OutputDoc::Built(value) => value,
+        };
+        let (outer, inner) = owners[source];
+        let from = &inputs[outer];
+        if inner.is_some() {
+            lists.entry(outer).or_default().push(value);
+            continue;
+        }
+        if is_external_secret(from) && generator.is_none() {
+            for key in PLACEMENT_ANNOTATIONS {
+                if let Some(v) = annotation(from, key) {
+                    value["metadata"]["annotations"][*key] = Value::String(v.to_string());
+                }
+            }
+        }
+        ordered.push((outer, value));
+    }
+    // Lists keep their place among the other items.
+    for (outer, items) in lists {
+        let mut list = inputs[outer].clone();
+        list["items"] = Value::Array(items);
+        ordered.push((outer, list));
+    }
+    ordered.sort_by_key(|(outer, _)| *outer);
+    Ok(ordered.into_iter().map(|(_, v)| v).collect())
+}
+
+fn is_object(v: &Value) -> bool {
+    v.is_object() && v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string)
+}
+
+/// Where an item comes from, for messages: its file and index in the package when kpt or
+/// kustomize placed it, else its position among the items.
+fn item_origin(v: &Value, index: usize, generator: bool) -> Origin {
+    let file = annotation(v, "internal.config.kubernetes.io/path").or_else(|| annotation(v, "config.kubernetes.io/path"));
+    // An item placed in a file is named by its document index in that file, not its position
+    // among all the items.
+    let index_in_file = || {
+        annotation(v, "internal.config.kubernetes.io/index")
+            .or_else(|| annotation(v, "config.kubernetes.io/index"))
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(index)
+    };
+    let (file, index) = match (file, generator && index == 0) {
+        (_, true) => ("<functionConfig>".to_string(), index),
+        (Some(f), _) => (f.to_string(), index_in_file()),
+        (None, _) => ("<ResourceList items>".to_string(), index),
+    };
+    Origin { file, index, item: None }
 }
 
 fn to_result(p: &Problem) -> KrmResult {

@@ -47,12 +47,30 @@ impl Document {
 
 /// Parses a whole input (one file or stdin) into its documents.
 ///
-/// Accepts YAML streams and JSON (one object or a concatenation of objects); CRLF line ends and a
-/// leading BOM. Empty, `null` and comment-only documents are skipped; `kind: List` items are
-/// expanded into documents of their own. Invalid UTF-8, YAML errors, documents that are not
-/// mappings or lack `apiVersion`/`kind` are problems naming the file and document index; the
-/// parser's message never quotes the input (it may hold credentials).
+/// Accepts YAML streams (a leading `%YAML`/`%TAG` directive included) and JSON (one object or a
+/// concatenation of objects); CRLF line ends and a leading BOM. Empty, `null` and comment-only
+/// documents are skipped; the items of every object whose `items` is a list (`kind: List`, a
+/// `ResourceList` piped into `render`, ...) are expanded into documents of their own. Invalid
+/// UTF-8, YAML errors, documents that are not mappings or lack `apiVersion`/`kind` are problems
+/// naming the file and document index; the parser's message never quotes the input (it may hold
+/// credentials).
 pub fn parse_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems> {
+    parse_stream_as(file, bytes, Envelope::Expand)
+}
+
+/// As [`parse_stream`], but a top-level `ResourceList` stays one document (the KRM envelope).
+pub fn parse_resource_list_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems> {
+    parse_stream_as(file, bytes, Envelope::Keep)
+}
+
+/// Whether a top-level ResourceList is expanded like any list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Envelope {
+    Expand,
+    Keep,
+}
+
+fn parse_stream_as(file: &str, bytes: &[u8], envelope: Envelope) -> Result<Vec<Document>, Problems> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -68,7 +86,7 @@ pub fn parse_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems>
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        if let Some(docs) = parse_json_stream(file, text) {
+        if let Some(docs) = parse_json_stream(file, text, envelope) {
             return docs;
         }
     }
@@ -78,14 +96,14 @@ pub fn parse_stream(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Problems>
         let origin = Origin { file: file.to_string(), index, item: None };
         match parse_yaml_doc(raw) {
             Ok(Value::Null) => {}
-            Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw.to_string()), value),
+            Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw.to_string()), value, envelope),
             Err(msg) => problems.push(Problem::new(format!("invalid YAML: {}", file_lines(&msg, line))).at(&origin)),
         }
     }
     problems.into_result(docs)
 }
 
-fn parse_json_stream(file: &str, text: &str) -> Option<Result<Vec<Document>, Problems>> {
+fn parse_json_stream(file: &str, text: &str, envelope: Envelope) -> Option<Result<Vec<Document>, Problems>> {
     let mut docs = Vec::new();
     let mut problems = Problems::default();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
@@ -101,7 +119,7 @@ fn parse_json_stream(file: &str, text: &str) -> Option<Result<Vec<Document>, Pro
                 let leading = text[start..end].len() - text[start..end].trim_start().len();
                 let first_line = text[..start + leading].matches('\n').count() + 1;
                 match parse_yaml_doc(&raw) {
-                    Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw), value),
+                    Ok(value) => push_document(&mut docs, &mut problems, origin, Some(raw), value, envelope),
                     Err(msg) => problems.push(Problem::new(format!("invalid JSON: {}", file_lines(&msg, first_line))).at(&origin)),
                 }
             }
@@ -119,8 +137,9 @@ fn parse_json_stream(file: &str, text: &str) -> Option<Result<Vec<Document>, Pro
     Some(problems.into_result(docs))
 }
 
-/// Checks the document shape and expands `kind: List`.
-fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Origin, raw: Option<String>, value: Value) {
+/// Checks the document shape and expands lists (a top-level ResourceList only with
+/// [`Envelope::Expand`]).
+fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Origin, raw: Option<String>, value: Value, envelope: Envelope) {
     if !value.is_object() {
         problems.push(Problem::new("document is not a mapping (expected a Kubernetes object)").at(&origin));
         return;
@@ -132,11 +151,12 @@ fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Orig
         problems.push(Problem::new(format!("object has no {}", missing.join(" and "))).at(&doc.origin));
         return;
     }
-    if let Some(items) = list_items(&doc) {
+    let envelope_kept = envelope == Envelope::Keep && doc.kind() == "ResourceList";
+    if let Some(items) = list_items(&doc.value).filter(|_| !envelope_kept) {
         let items = items.clone();
         for (i, item) in items.into_iter().enumerate() {
             let origin = Origin { item: Some(i), ..doc.origin.clone() };
-            push_document(docs, problems, origin, None, item);
+            push_document(docs, problems, origin, None, item, Envelope::Expand);
         }
         return;
     }
@@ -148,19 +168,18 @@ fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Orig
 }
 
 /// The items of a list object, expanded as Argo CD does for any object whose `items` is a
-/// sequence (`kind: List`, `SecretList`, ...): a list kind (`*List`), or `items` that are all
-/// Kubernetes objects. So an ExternalSecret can never hide in a list and reach the cluster.
-fn list_items(doc: &Document) -> Option<&Vec<Value>> {
-    if doc.kind() == "ResourceList" {
-        return None;
-    }
-    let items = match doc.value.get("items") {
+/// sequence (`kind: List`, `SecretList`, `ResourceList`, ...): a list kind (`*List`), or `items`
+/// that are all Kubernetes objects. So an ExternalSecret can never hide in a list and reach the
+/// cluster. `value` is a whole object.
+pub fn list_items(value: &Value) -> Option<&Vec<Value>> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let items = match value.get("items") {
         Some(Value::Array(items)) => items,
-        Some(Value::Null) | None if doc.kind().ends_with("List") => return Some(const { &Vec::new() }),
+        Some(Value::Null) | None if kind.ends_with("List") => return Some(const { &Vec::new() }),
         _ => return None,
     };
     let all_objects = !items.is_empty() && items.iter().all(|i| i.get("apiVersion").is_some() && i.get("kind").is_some());
-    (doc.kind().ends_with("List") || all_objects).then_some(items)
+    (kind.ends_with("List") || all_objects).then_some(items)
 }
 
 /// A parser message with its line numbers made file-relative (the document started at
@@ -197,7 +216,13 @@ fn split_yaml(text: &str) -> Vec<(usize, &str)> {
         offset += line.len();
     }
     docs.push((start_line, &text[start..]));
-    docs.retain(|(_, d)| !d.trim().is_empty());
+    // A chunk of only directives (`%YAML 1.1`, `%TAG`), comments and blank lines is the preamble of
+    // the next document, not a document.
+    let preamble = |d: &str| {
+        d.lines().any(|l| l.starts_with('%'))
+            && d.lines().all(|l| l.trim().is_empty() || l.starts_with('%') || l.trim_start().starts_with('#'))
+    };
+    docs.retain(|(_, d)| !d.trim().is_empty() && !preamble(d));
     docs
 }
 
@@ -216,6 +241,23 @@ mod tests {
         assert_eq!(kinds(&docs), ["ConfigMap/a", "Secret/b"]);
         assert_eq!(docs[0].raw.as_deref(), Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"));
         assert_eq!(docs[1].origin.index, 3);
+    }
+
+    #[test]
+    fn a_yaml_directive_starts_a_stream() {
+        let text = "%YAML 1.1\n%TAG ! tag:example.com,2000:\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n";
+        let docs = parse_stream("f.yaml", text.as_bytes()).unwrap();
+        assert_eq!(kinds(&docs), ["ConfigMap/a", "ConfigMap/b"]);
+        assert_eq!(docs[0].origin.index, 0);
+        assert_eq!(docs[0].raw.as_deref(), Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"));
+    }
+
+    #[test]
+    fn a_resource_list_is_expanded_unless_it_is_the_envelope() {
+        let text =
+            "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n";
+        assert_eq!(kinds(&parse_stream("f.yaml", text.as_bytes()).unwrap()), ["ConfigMap/a"]);
+        assert_eq!(kinds(&parse_resource_list_stream("f.yaml", text.as_bytes()).unwrap()), ["ResourceList/"]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct KrmResult {
 impl ResourceList {
     /// Parses a ResourceList (YAML or JSON); `None` when the input is a plain stream instead.
     pub fn parse(bytes: &[u8]) -> Result<Option<ResourceList>, Problems> {
-        let docs = super::parse_stream("<stdin>", bytes)?;
+        let docs = super::document::parse_resource_list_stream("<stdin>", bytes)?;
         let [doc] = docs.as_slice() else { return Ok(None) };
         if doc.kind() != "ResourceList" || !doc.api_version().starts_with("config.kubernetes.io/") {
             return Ok(None);

@@ -83,6 +83,7 @@ impl Assembly {
                     match result {
                         Ok(pairs) => {
                             let steps = rewrite_steps(&entry.rewrite);
+                            let mut named = BTreeMap::new();
                             for (k, v) in pairs {
                                 let name = match name_key(es, index, &steps, &k, e.conversion_strategy) {
                                     Ok(n) => n,
@@ -92,7 +93,7 @@ impl Assembly {
                                     }
                                 };
                                 match finish_value(v, e.decoding_strategy, e.null_byte_policy) {
-                                    Ok(v) => insert_key(es, &mut data, &mut problems, &field, &k, name, v),
+                                    Ok(v) => insert_key(es, &mut data, &mut named, &mut problems, &field, &k, name, v),
                                     Err(m) => problems.push(es.problem(&field, format!("{m} (key `{k}` of secret {key})"))),
                                 }
                             }
@@ -118,6 +119,7 @@ impl Assembly {
                         }
                     };
                     let steps = rewrite_steps(&entry.rewrite);
+                    let mut named = BTreeMap::new();
                     for name in names {
                         let key = RemoteKey { key: name.clone(), version: None, metadata: false };
                         let result = self.read(&store, &key).and_then(|v| {
@@ -125,7 +127,7 @@ impl Assembly {
                         });
                         match result {
                             Ok(v) => match name_key(es, index, &steps, &name, f.conversion_strategy) {
-                                Ok(new) => insert_key(es, &mut data, &mut problems, &field, &name, new, v),
+                                Ok(new) => insert_key(es, &mut data, &mut named, &mut problems, &field, &name, new, v),
                                 Err((f, m)) => problems.push(es.problem(f, m)),
                             },
                             Err(m) => problems.push(es.problem(&field, m)),
@@ -199,6 +201,16 @@ impl Assembly {
                 problems.push(es.problem("spec.target.template", "the template produced no data; refusing to render an empty Secret"));
             }
         }
+        if let Some((what, why)) = rendered.privileged() {
+            let field = if what == "type" {
+                "spec.target.template.type"
+            } else if es.meta.annotations.contains_key(secret::SERVICE_ACCOUNT_ANNOTATION) {
+                "metadata.annotations"
+            } else {
+                "spec.target.template"
+            };
+            problems.push(es.problem(field, format!("{why} (no operator switch allows it; create such Secrets directly)")));
+        }
         let size: usize = rendered.data.iter().map(|(k, v)| k.len() + v.0.len()).sum();
         if size > MAX_SECRET_BYTES {
             problems
@@ -255,23 +267,40 @@ fn name_key(
 }
 
 /// Inserts a key produced by extract/find after checking it is a valid Secret key (an empty key
-/// from a rewrite is an error here, where ESO silently drops it, #2886).
+/// from a rewrite is an error here, where ESO silently drops it, #2886) and that no other remote
+/// key of the same `dataFrom` entry (`named`: Secret key → remote key) became the same Secret key.
+/// ESO fails such a collision from `conversionStrategy` too ("secret name collision during
+/// conversion", pkg/controllers/externalsecret/externalsecret_controller_secret.go) but silently
+/// keeps one from `rewrite`; both are errors here. Across entries later ones override earlier ones
+/// (ESO's merge order), so `named` is per entry.
+#[allow(clippy::too_many_arguments)]
 fn insert_key(
     es: &ParsedExternalSecret,
     data: &mut BTreeMap<String, SecretValue>,
+    named: &mut BTreeMap<String, String>,
     problems: &mut Problems,
     field: &str,
     from: &str,
     key: String,
     v: Vec<u8>,
 ) {
-    match value::secret_key_error(&key) {
-        None => {
-            data.insert(key, SecretValue(v));
-        }
-        Some(why) => problems.push(es.problem(
+    if let Some(why) = value::secret_key_error(&key) {
+        problems.push(es.problem(
             field,
             format!("remote key `{from}` becomes `{key}`, which is not a valid Secret key ({why}; use rewrite or conversionStrategy)"),
-        )),
+        ));
+        return;
     }
+    if let Some(other) = named.get(&key).filter(|o| o.as_str() != from) {
+        let (first, second) = if other.as_str() < from { (other.as_str(), from) } else { (from, other.as_str()) };
+        problems.push(es.problem(
+            field,
+            format!(
+                "remote keys `{first}` and `{second}` both become the Secret key `{key}` (key name collision after conversionStrategy or rewrite; rename one with rewrite)"
+            ),
+        ));
+        return;
+    }
+    named.insert(key.clone(), from.to_string());
+    data.insert(key, SecretValue(v));
 }

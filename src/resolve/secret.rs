@@ -40,7 +40,33 @@ pub fn copied(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     map.iter().filter(|(k, _)| !is_tool_internal(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// Secret types the API server acts on with cluster-wide power: a ServiceAccount token Secret is
+/// filled by the token controller with a token for the named ServiceAccount, and a bootstrap token
+/// authenticates a node. Someone who may create ExternalSecrets but not Secrets could mint either.
+/// ESO refuses `kubernetes.io/service-account-token` with the annotation and always refuses
+/// `bootstrap.kubernetes.io/token` (pkg/controllers/externalsecret); the type alone is refused here.
+pub const PRIVILEGED_TYPES: &[&str] = &["kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"];
+
+/// The annotation that binds a Secret to a ServiceAccount (the token controller fills it).
+pub const SERVICE_ACCOUNT_ANNOTATION: &str = "kubernetes.io/service-account.name";
+
 impl RenderedSecret {
+    /// Why this Secret must not be written, as `(what, reason)`: a privileged type
+    /// ([`PRIVILEGED_TYPES`]) or the ServiceAccount annotation, from whatever source (template
+    /// `type` or metadata, `templateFrom` with target `Annotations`, copied annotations).
+    pub fn privileged(&self) -> Option<(&'static str, String)> {
+        if PRIVILEGED_TYPES.contains(&self.secret_type.as_str()) {
+            return Some(("type", format!("Secret type `{}` is refused: it would mint credentials for the cluster", self.secret_type)));
+        }
+        if self.annotations.contains_key(SERVICE_ACCOUNT_ANNOTATION) {
+            return Some((
+                "annotation",
+                format!("the annotation `{SERVICE_ACCOUNT_ANNOTATION}` is refused: it would bind the Secret to a ServiceAccount token"),
+            ));
+        }
+        None
+    }
+
     /// The manifest: `apiVersion: v1`, `kind: Secret`, `metadata` (name, namespace, labels,
     /// annotations; empty maps omitted), `type: Opaque`, `immutable` when set, and `data` as the
     /// standard base64 of the exact bytes, keys sorted. No hash of the values is written.
