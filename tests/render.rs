@@ -291,6 +291,16 @@ fn cluster_secret_stores_come_only_from_stores_and_obey_conditions() {
     }
     let err = failed(&render_stdin(&["--stores", &stores], &es("team-z")));
     assert!(err.contains("using ClusterSecretStore `shared` is not allowed from namespace `team-z`: denied by spec.conditions"), "{err}");
+    // namespaceRegexes are unanchored, as in ESO (Go's MatchString): `^prod-` also admits
+    // `prod-eu-canary`, and an unanchored pattern `team-b` admits `not-team-b`, with a warning.
+    let out = render_stdin(&["--stores", &stores], &es("prod-eu-canary"));
+    assert!(ok(&out).contains("namespace: prod-eu-canary"));
+    assert!(common::stderr(&out).contains("namespaceRegexes[0] `^prod-` is not anchored"), "{}", common::stderr(&out));
+    let loose = css.replace("'^prod-'", "'team-b'");
+    write(dir.path(), "stores/css.yaml", &loose);
+    let out = render_stdin(&["--stores", &stores], &es("not-team-b"));
+    assert!(ok(&out).contains("namespace: not-team-b"));
+    assert!(common::stderr(&out).contains("spec.conditions[1].namespaceRegexes[0] `team-b` is not anchored"), "{}", common::stderr(&out));
     // A ClusterSecretStore in the rendered input is refused, even if it would match.
     let err = failed(&render_stdin(&[], &format!("{css}---\n{}", es("team-a"))));
     assert!(err.contains("ClusterSecretStores are the cluster operator's and come only from --stores"), "{err}");

@@ -107,6 +107,7 @@ impl Catalog {
         let (spec, warnings) = decode_strict::<SecretStoreSpec>(spec_value, "spec", settings.strictness)
             .map_err(|errs| field_problems(errs, &doc.origin, &object))?;
         log_warnings(&object, &warnings);
+        warn_unanchored(&object, &spec);
         let provider = decode_provider(&spec.provider, settings).map_err(|errs| field_problems(errs, &doc.origin, &object))?;
         let key = StoreKey { kind: ref_kind, namespace, name: doc.name().to_string() };
         if let Some(existing) = self.stores.get(&key) {
@@ -505,6 +506,20 @@ fn decode_provider(value: &Value, settings: &Settings) -> Result<ProviderSpec, V
 
 pub(crate) fn field_problems(errs: Vec<api::decode::FieldError>, origin: &Origin, object: &str) -> Problems {
     Problems(errs.into_iter().map(|e| Problem::new(e.message).at(origin).object(object).field(e.field)).collect())
+}
+
+/// `namespaceRegexes` match anywhere in the name, as Go's `regexp.MatchString` in ESO does: `team-a`
+/// also admits `team-a-staging` and `not-team-a`. A pattern without `^` or `$` is logged as a warning.
+fn warn_unanchored(object: &str, spec: &SecretStoreSpec) {
+    for (i, c) in spec.conditions.iter().enumerate() {
+        for (j, re) in c.namespace_regexes.iter().enumerate() {
+            if !re.starts_with('^') || !re.ends_with('$') {
+                tracing::warn!(
+                    "{object}: spec.conditions[{i}].namespaceRegexes[{j}] `{re}` is not anchored: it matches any namespace that contains a match (write ^...$ to match whole names)"
+                );
+            }
+        }
+    }
 }
 
 pub(crate) fn log_warnings(object: &str, warnings: &[String]) {
