@@ -14,14 +14,14 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-/// Bytes of a secret value. `Debug` prints only the length, so a value cannot reach a log or a
-/// panic message through formatting.
+/// Bytes of a secret value. `Debug` prints neither the bytes nor their length, so nothing of a
+/// value can reach a log or a panic message through formatting.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct SecretValue(pub Vec<u8>);
 
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretValue(<{} bytes redacted>)", self.0.len())
+        f.write_str("SecretValue(<redacted>)")
     }
 }
 
