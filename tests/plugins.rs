@@ -1137,6 +1137,19 @@ fn cmp_discover_reads_within_the_same_bound_as_generate() {
     assert!(o.stdout.is_empty());
     assert!(stderr(&o).contains("big.yaml: the files of this run hold more than 16 MiB; refused"), "{}", stderr(&o));
     assert!(failed(&run(cmp.generate(), None)).contains("big.yaml: the files of this run hold more than 16 MiB; refused"));
+    // A renderer's output is held to the same bound.
+    std::fs::remove_file(cmp.app.join("big.yaml")).unwrap();
+    let helm = cmp.root.join("bin/big-helm");
+    executable(
+        &helm,
+        "#!/bin/sh
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n'
+yes '# padding padding padding padding' | head -c 17000000
+",
+    );
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &helm).env("PARAM_RENDERER", "helm");
+    assert!(failed(&run(c, None)).contains("helm printed more than 16 MiB of manifests; refused"));
 }
 
 #[test]

@@ -183,6 +183,13 @@ async fn run_renderer(argv: &[String], what: &str, timeout: std::time::Duration)
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Problem::new(format!("{what} failed ({}): {}", out.status, stderr.trim())).into());
     }
+    if out.stdout.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Problem::new(format!(
+            "{what} printed more than {} MiB of manifests; refused (a CMP run is bounded so the sidecar's memory limit holds)",
+            MAX_INPUT_BYTES / 1024 / 1024
+        ))
+        .into());
+    }
     manifest::parse_stream(&format!("<{what} output>"), &out.stdout)
 }
 
