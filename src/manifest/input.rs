@@ -288,6 +288,29 @@ mod tests {
     }
 
     #[test]
+    fn a_confinement_refuses_links_out_of_its_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("repo"), dir.path().join("outside.yaml"));
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::write(root.join("shared.yaml"), "x").unwrap();
+        std::os::unix::fs::symlink("../shared.yaml", root.join("app/in.yaml")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/target", root.join("app/dangling")).unwrap();
+        let c = Confinement::new(&root, "the rule", 1).unwrap();
+        assert!(c.resolve(&root.join("app/in.yaml")).is_ok());
+        assert!(c.check_tree(&root).is_ok());
+        std::os::unix::fs::symlink(&outside, root.join("app/out.yaml")).unwrap();
+        let err = c.resolve(&root.join("app/out.yaml")).unwrap_err().message;
+        assert!(err.contains("out.yaml: refused: a symbolic link leads outside") && err.contains("(the rule)"), "{err}");
+        assert!(!err.contains("outside.yaml"), "the target is not named: {err}");
+        assert_eq!(c.check_tree(&root).unwrap_err().0.len(), 1);
+        // The budget is for the whole run: the second byte is refused.
+        let mut budget = 1;
+        assert!(read_bytes_within(&root.join("shared.yaml"), Some(&c), &mut budget).is_ok());
+        assert!(read_bytes_within(&root.join("app/in.yaml"), Some(&c), &mut budget).unwrap_err().message.contains("more than 0 MiB"));
+    }
+
+    #[test]
     fn branching_symlink_loops_visit_each_folder_once() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("d");
