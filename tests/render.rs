@@ -440,7 +440,7 @@ fn folders_are_walked_and_build_files_skipped() {
 
 #[test]
 fn lists_are_expanded_and_empty_output_is_refused() {
-    let list = format!("apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {{name: in-list}}\n");
+    let list = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: in-list}\n".to_string();
     let out = ok(&render_stdin(&[], &list));
     assert_eq!(out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: in-list\n");
     let err = failed(&render_stdin(&[], "# nothing here\n---\n"));
