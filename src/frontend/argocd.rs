@@ -7,6 +7,11 @@
 //! directory), read from `PARAM_RENDERER`, `PARAM_HELM_VALUE_FILES_<i>` or
 //! `ARGOCD_APP_PARAMETERS`. Everything else is an operator setting (flags / `EXTSECRET_*`).
 //! No shell is ever involved: commands run with explicit argument lists.
+//!
+//! The render is bound to the Application (see [`crate::binding`]); input SecretStores are refused
+//! unless `--allow-input-stores`; operator paths must be absolute. Every file read (and, before
+//! kustomize or helm runs, every file of the checkout) must resolve inside the repository tree
+//! Argo CD unpacked, and a run reads at most [`MAX_INPUT_BYTES`].
 
 use std::path::{Component, Path, PathBuf};
 

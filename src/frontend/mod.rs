@@ -3,9 +3,14 @@
 //! | front-end | input | stores and credentials | on failure |
 //! |---|---|---|---|
 //! | [`cli`] `extsecret render` | files, folders, stdin | input SecretStores, `--stores`, `--credentials` | exit 1, empty stdout |
-//! | [`argocd`] `extsecret argocd generate`/`discover` | the app directory (plain, kustomize or helm) | as render, from the sidecar's flags and env | exit 1, empty stdout |
+//! | [`argocd`] `extsecret argocd generate`/`discover` | the app directory (plain, kustomize or helm) | `--stores`, `--credentials` (absolute); input SecretStores only with `--allow-input-stores` | exit 1, empty stdout |
 //! | [`krm`] `extsecret krm` | a ResourceList on stdin | items, `EXTSECRET_STORES` | ResourceList with error results, exit 1 |
 //! | [`legacy`] kustomize legacy exec plugin | config file in argv\[1\], stdin | `EXTSECRET_STORES` (relative to the kustomization) | exit 1, empty stdout |
+//!
+//! Every front-end goes through [`bind`]: under Argo CD (always in `argocd generate`) the render is
+//! bound to the Application's namespaces ([`crate::binding`]). `argocd generate` and `discover`
+//! also read files only inside the repository tree Argo CD handed over
+//! ([`crate::manifest::input::Confinement`]); `render --confine-to DIR` opts into the same rule.
 
 pub mod argocd;
 pub mod cli;
