@@ -9,10 +9,12 @@
 //! - [`resolve`]: store lookup and namespace rules, the fetch plan, value extraction, building the Secret.
 //! - [`template`]: ESO templates (Go text/template via gotmpl, and handlebars), bytes-safe.
 //! - [`render`]: the render pipeline shared by every front-end.
+//! - [`binding`]: binding a render to its Argo CD Application (namespaces it may use).
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
 //! - [`controller`]: the in-cluster reconciler; [`logging`]: which log lines are written.
 
 pub mod api;
+pub mod binding;
 pub mod controller;
 pub mod frontend;
 pub mod logging;

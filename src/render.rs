@@ -19,15 +19,27 @@ enum Role {
 }
 
 /// Loads the operator's stores and Namespaces (`--stores`) and credential Secrets (`--credentials`).
+/// Their objects without a namespace take `--namespace` / `EXTSECRET_NAMESPACE` as set, never
+/// the Application's namespace; without it a namespaced object is refused.
 pub fn load_catalog(settings: &Settings) -> Result<Catalog, Problems> {
     let mut catalog = Catalog::default();
     let mut problems = Problems::default();
+    let operator = Settings { namespace: settings.operator_namespace.clone(), ..settings.clone() };
+    let unplaced = |doc: &Document, hint: &str| {
+        Problem::new(format!("an object of an operator file without metadata.namespace takes --namespace / EXTSECRET_NAMESPACE, which is not set (never the Application's namespace); {hint}"))
+            .at(&doc.origin)
+            .object(format!("{} {}", doc.kind(), doc.qualified_name()))
+    };
     if !settings.stores.is_empty() {
         for doc in input::read_inputs(&settings.stores)? {
             let kind = api::eso_version(doc.api_version()).and(EsoKind::parse(doc.kind()));
             match kind {
+                Some(EsoKind::SecretStore) if doc.namespace().is_none() && operator.namespace.is_none() => problems.push(unplaced(
+                    &doc,
+                    "set its metadata.namespace, or serve several namespaces with a ClusterSecretStore and spec.conditions",
+                )),
                 Some(k @ (EsoKind::SecretStore | EsoKind::ClusterSecretStore)) => {
-                    if let Err(p) = catalog.add_store(&doc, k, settings) {
+                    if let Err(p) = catalog.add_store(&doc, k, &operator) {
                         problems.extend(p);
                     }
                 }
@@ -43,12 +55,12 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, Problems> {
     }
     if !settings.credentials.is_empty() {
         for doc in input::read_inputs(&settings.credentials)? {
-            if doc.kind() == "Secret" && doc.api_version() == "v1" {
-                if let Err(p) = catalog.add_credentials(&doc, settings) {
-                    problems.extend(p);
-                }
-            } else {
+            if doc.kind() != "Secret" || doc.api_version() != "v1" {
                 problems.push(Problem::new(format!("--credentials holds only Secrets, not {}", doc.kind())).at(&doc.origin));
+            } else if doc.namespace().is_none() && operator.namespace.is_none() {
+                problems.push(unplaced(&doc, "set its metadata.namespace"));
+            } else if let Err(p) = catalog.add_credentials(&doc, &operator) {
+                problems.extend(p);
             }
         }
     }
@@ -87,27 +99,40 @@ pub async fn render_documents_indexed(
                 }
                 Role::PassThrough
             }
-            Ok(Some((version, EsoKind::ExternalSecret))) => match resolve::parse_external_secret(doc, version, settings) {
-                Ok(es) => {
-                    // The parsed form is all that is needed from here on.
-                    (doc.raw, doc.value) = (None, serde_json::Value::Null);
-                    ess.push(es);
-                    Role::ExternalSecret(ess.len() - 1)
+            Ok(Some((version, EsoKind::ExternalSecret))) => {
+                match resolve::parse_external_secret(doc, version, settings) {
+                    Ok(es) => match bound_namespace(settings, es.effective_namespace.as_deref()) {
+                        // Never resolved: its stores are another tenant's.
+                        Err(why) => {
+                            problems.push(Problem::new(why).at(&es.origin).object(es.object()).field("metadata.namespace"));
+                            Role::Dropped
+                        }
+                        Ok(()) => {
+                            // The parsed form is all that is needed from here on.
+                            (doc.raw, doc.value) = (None, serde_json::Value::Null);
+                            ess.push(es);
+                            Role::ExternalSecret(ess.len() - 1)
+                        }
+                    },
+                    Err(p) => {
+                        problems.extend(p);
+                        Role::Dropped
+                    }
                 }
-                Err(p) => {
-                    problems.extend(p);
-                    Role::Dropped
-                }
-            },
+            }
             Ok(Some((_, EsoKind::SecretStore))) => {
+                let object = format!("SecretStore {}", doc.qualified_name());
+                let namespace = doc.namespace().map(str::to_string).or_else(|| settings.namespace.clone());
                 if settings.no_input_stores {
                     problems.push(
                         Problem::new(
-                            "SecretStores from the rendered input are refused (--no-input-stores); the operator gives stores with --stores",
+                            "SecretStores from the rendered input are refused (--no-input-stores, and by default in argocd generate); the operator gives stores with --stores, or allows input stores in argocd generate with --allow-input-stores / EXTSECRET_ALLOW_INPUT_STORES",
                         )
                         .at(&doc.origin)
-                        .object(format!("SecretStore {}", doc.qualified_name())),
+                        .object(object),
                     );
+                } else if let Err(why) = bound_namespace(settings, namespace.as_deref()) {
+                    problems.push(Problem::new(why).at(&doc.origin).object(object).field("metadata.namespace"));
                 } else if let Err(p) = catalog.add_store(doc, EsoKind::SecretStore, settings) {
                     problems.extend(p);
                 }
@@ -166,6 +191,12 @@ pub async fn render_documents_indexed(
         }
     }
     Ok(out)
+}
+
+/// The Application binding's rule for an input object in `namespace` (always `Ok` when the
+/// render is not bound to an Application).
+fn bound_namespace(settings: &Settings, namespace: Option<&str>) -> Result<(), String> {
+    settings.application.as_ref().map_or(Ok(()), |app| app.check(namespace))
 }
 
 /// ConfigMaps and Secrets of the stream, by effective namespace and name, for `templateFrom`

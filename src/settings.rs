@@ -30,6 +30,13 @@ pub struct OperatorArgs {
     /// Accept a render that produces no document at all
     #[arg(long, env = "EXTSECRET_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_empty: bool,
+    // --- Application binding (see crate::binding) ---
+    /// YAML file mapping Argo CD project names to namespace globs their Applications may use besides the destination namespace
+    #[arg(long, env = "EXTSECRET_PROJECT_NAMESPACES", value_name = "FILE")]
+    pub project_namespaces: Option<PathBuf>,
+    /// argocd generate: accept SecretStores from the rendered input (refused there by default)
+    #[arg(long, env = "EXTSECRET_ALLOW_INPUT_STORES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_input_stores: bool,
 }
 
 /// How ExternalSecrets are decoded and providers read; shared by every front-end and the controller.
@@ -70,7 +77,8 @@ impl ReadArgs {
 pub struct Settings {
     pub stores: Vec<PathBuf>,
     pub credentials: Vec<PathBuf>,
-    /// Effective namespace for objects without one: `--namespace`, else `ARGOCD_APP_NAMESPACE`.
+    /// Effective namespace for input objects without one: the bound Application's namespace, else
+    /// `--namespace`, else `ARGOCD_APP_NAMESPACE`.
     pub namespace: Option<String>,
     pub no_input_stores: bool,
     pub strictness: Strictness,
@@ -80,6 +88,12 @@ pub struct Settings {
     pub allow_empty: bool,
     /// Controller mode: the cluster's Secrets are visible, so every creationPolicy is accepted.
     pub controller: bool,
+    // --- Application binding (see crate::binding) ---
+    /// The Argo CD Application the render is bound to, when known (set by the front-ends).
+    pub application: Option<crate::binding::Application>,
+    /// `--namespace` / `EXTSECRET_NAMESPACE` as set (never `ARGOCD_APP_NAMESPACE`): the namespace
+    /// of objects without one in operator files (`--stores`, `--credentials`).
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -108,6 +122,8 @@ impl OperatorArgs {
             batch: true,
             allow_empty: self.allow_empty,
             controller: false,
+            application: None,
+            operator_namespace: self.namespace.clone().filter(|n| !n.is_empty()),
         };
         self.reads.apply(&mut settings);
         settings

@@ -1009,3 +1009,246 @@ spec:
         format!("{}-{}", plugin["metadata"]["name"].as_str().unwrap(), plugin["spec"]["version"].as_str().unwrap())
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Binding a render to its Argo CD Application; files stay inside the repository tree
+
+/// `examples/argocd/app`'s ExternalSecret with `metadata.namespace: ns` (and `kind`/`name` of its store).
+fn cmp_external_secret(ns: &str, store_kind: &str, store: &str) -> String {
+    read(&repo().join("examples/argocd/app/externalsecret.yaml"))
+        .replace("  name: web-database\n  annotations:", &format!("  name: web-database\n  namespace: {ns}\n  annotations:"))
+        .replace("kind: SecretStore\n    name: demo-store", &format!("kind: {store_kind}\n    name: {store}"))
+}
+
+/// The value `examples/argocd/stores` would serve, as another tenant's: team-a's `demo-store`
+/// and a ClusterSecretStore only team-a may use.
+const TEAM_A_VALUE: &str = r#"{"username":"team-a-user","password":"team-a-password"}"#;
+
+fn team_a_stores(cmp: &Cmp) -> PathBuf {
+    let dir = cmp.root.join("etc/team-a-stores");
+    let css = fake_store("shared", None, "/demo/web/database", TEAM_A_VALUE) + "  conditions:\n    - namespaces: [team-a]\n";
+    write(&dir, "stores.yaml", &format!("{}---\n{css}", fake_store("demo-store", Some("team-a"), "/demo/web/database", TEAM_A_VALUE)));
+    dir
+}
+
+#[test]
+fn cmp_generate_refuses_objects_outside_the_application_namespace() {
+    let cmp = Cmp::new();
+    let stores = format!("{}:{}", cmp.stores.display(), team_a_stores(&cmp).display());
+    let generate = |extra: &[(&str, &str)]| {
+        let mut c = cmp.generate();
+        c.env("EXTSECRET_STORES", &stores);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        run(c, None)
+    };
+    // The app (destination namespace demo, project default) names team-a: its SecretStore, or
+    // the ClusterSecretStore whose conditions admit team-a.
+    for (kind, store) in [("SecretStore", "demo-store"), ("ClusterSecretStore", "shared")] {
+        write(&cmp.app, "externalsecret.yaml", &cmp_external_secret("team-a", kind, store));
+        let err = failed(&generate(&[]));
+        assert!(
+            err.contains("externalsecret.yaml: document 0: ExternalSecret team-a/web-database: metadata.namespace: namespace `team-a` is refused: Argo CD Application `web` (project `default`) deploys to namespace `demo`, and its ExternalSecrets and SecretStores must be in that namespace or in one the operator allows for project `default` (--project-namespaces / EXTSECRET_PROJECT_NAMESPACES)"),
+            "{err}"
+        );
+        assert!(!err.contains("team-a-user") && !err.contains("dGVhbS1h"), "{err}");
+    }
+    // The operator allows project `default` into team-* namespaces: team-a's store serves it.
+    let projects = write(&cmp.root, "etc/projects.yaml", "default: ['team-*', '!team-admin']\nother: ['*']\n");
+    let out = ok(&generate(&[("EXTSECRET_PROJECT_NAMESPACES", projects.to_str().unwrap())]));
+    assert!(out.contains("namespace: team-a") && out.contains("password: dGVhbS1hLXBhc3N3b3Jk"), "{out}");
+    // ... and only there: another project's entry or a negated glob does not count.
+    write(&cmp.app, "externalsecret.yaml", &cmp_external_secret("team-admin", "SecretStore", "demo-store"));
+    let err = failed(&generate(&[("EXTSECRET_PROJECT_NAMESPACES", projects.to_str().unwrap())]));
+    assert!(err.contains("namespace `team-admin` is refused"), "{err}");
+
+    // A multi-namespace Application (empty destination namespace) gets only what the file allows;
+    // an ExternalSecret without a namespace has none to take.
+    write(&cmp.app, "externalsecret.yaml", &cmp_external_secret("demo", "SecretStore", "demo-store"));
+    let err = failed(&generate(&[("ARGOCD_APP_NAMESPACE", "")]));
+    assert!(
+        err.contains("namespace `demo` is refused: Argo CD Application `web` (project `default`) deploys to no single namespace"),
+        "{err}"
+    );
+    let multi = [("ARGOCD_APP_NAMESPACE", ""), ("EXTSECRET_PROJECT_NAMESPACES", projects.to_str().unwrap())];
+    write(&cmp.app, "externalsecret.yaml", &cmp_external_secret("team-a", "SecretStore", "demo-store"));
+    assert!(ok(&generate(&multi)).contains("password: dGVhbS1hLXBhc3N3b3Jk"));
+    write(&cmp.app, "externalsecret.yaml", &read(&repo().join("examples/argocd/app/externalsecret.yaml")));
+    let err = failed(&generate(&multi));
+    assert!(
+        err.contains("ExternalSecret web-database: metadata.namespace: no namespace, and Argo CD Application `web` (project `default`) has no destination namespace: set metadata.namespace to a namespace the operator allows for project `default`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cmp_generate_refuses_input_stores_and_relative_operator_paths_by_default() {
+    let cmp = Cmp::new();
+    let own_store = fake_store("demo-store", Some("demo"), "/demo/web/database", r#"{"username":"own","password":"own-password"}"#);
+    // The app brings a store of its own, in its own namespace, and the operator set nothing about
+    // input stores: refused in argocd generate unless the operator opens them.
+    write(&cmp.app, "stores.yaml", &own_store.replace("demo-store", "app-store"));
+    let es = read(&cmp.app.join("externalsecret.yaml")).replace("name: demo-store", "name: app-store");
+    write(&cmp.app, "externalsecret.yaml", &es);
+    let err = failed(&run(cmp.generate(), None));
+    assert!(err.contains("stores.yaml: document 0: SecretStore demo/app-store: SecretStores from the rendered input are refused (--no-input-stores, and by default in argocd generate); the operator gives stores with --stores, or allows input stores in argocd generate with --allow-input-stores / EXTSECRET_ALLOW_INPUT_STORES"), "{err}");
+    for allow in [&["--allow-input-stores"][..], &[]] {
+        let (mut argv, _) = plugin_commands();
+        argv.extend(allow.iter().map(|a| a.to_string()));
+        let mut c = cmp.command(&argv);
+        if allow.is_empty() {
+            c.env("EXTSECRET_ALLOW_INPUT_STORES", "true");
+        }
+        assert!(ok(&run(c, None)).contains("password: b3duLXBhc3N3b3Jk"));
+    }
+
+    // Relative operator paths would resolve inside the app directory (the CMP's cwd): an app with
+    // a folder named like the operator's gets refused, not served.
+    std::fs::remove_file(cmp.app.join("stores.yaml")).unwrap();
+    write(&cmp.app, "externalsecret.yaml", &es.replace("name: app-store", "name: demo-store"));
+    write(&cmp.app, "etc/stores/s.yml", &own_store);
+    for (var, value) in
+        [("EXTSECRET_STORES", "etc/stores"), ("EXTSECRET_CREDENTIALS", "./creds"), ("EXTSECRET_PROJECT_NAMESPACES", "p.yaml")]
+    {
+        let mut c = cmp.generate();
+        c.env(var, value);
+        let err = failed(&run(c, None));
+        assert!(err.contains(&format!("`{value}` is a relative path, which in an Argo CD render resolves inside the untrusted application directory; the operator must give an absolute path")), "{err}");
+        assert!(!err.contains("b3du"), "{err}");
+    }
+}
+
+#[test]
+fn cmp_generate_and_discover_read_nothing_outside_the_repository_tree() {
+    let cmp = Cmp::new();
+    // The operator's credentials, beside the checkout (as in the sidecar's file system).
+    let canary = "Y2FuYXJ5LWNyZWRlbnRpYWw="; // base64 of canary-credential
+    let creds = write(&cmp.root, "etc/extsecret/credentials/aws.yaml", &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws\n  namespace: demo\n  # kind: ExternalSecret external-secrets.io/\ndata:\n  key: {canary}\n"));
+    // A file of the repository outside the app directory, linked from it: allowed.
+    let repo_root = cmp.root.join("_cmp_server/5f0c");
+    write(&repo_root, "shared/configmap-shared.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n");
+    symlink(repo_root.join("shared/configmap-shared.yaml"), cmp.app.join("shared.yaml")).unwrap();
+    let out = ok(&run(cmp.generate(), None));
+    assert!(out.contains("name: shared") && out.contains("name: web-database"), "{out}");
+
+    // A link to a file, or to a folder, outside the tree: refused, nothing printed.
+    for (link, target) in [("leak.yaml", creds.clone()), ("linked", creds.parent().unwrap().to_path_buf())] {
+        symlink(&target, cmp.app.join(link)).unwrap();
+        let err = failed(&run(cmp.generate(), None));
+        assert!(
+            err.contains(&format!("{link}: refused: a symbolic link leads outside"))
+                && err.contains("in Argo CD mode every file read must stay inside the repository tree Argo CD handed over"),
+            "{err}"
+        );
+        assert!(!err.contains(canary) && !err.contains("credentials/aws.yaml"), "{err}");
+        let o = run(cmp.discover(), None);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(o.stdout.is_empty() && stderr(&o).contains("refused: a symbolic link leads outside"), "{}", stderr(&o));
+        std::fs::remove_file(cmp.app.join(link)).unwrap();
+    }
+
+    // helm reads files we never see: a link anywhere in the tree, or a value file linked out.
+    let helm = helm_stand_in(&cmp.root);
+    write(&cmp.app, "Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    write(&cmp.app, "values-prod.yaml", "replicas: 3\n");
+    let helm_run = || {
+        let mut c = cmp.generate();
+        c.env("EXTSECRET_HELM_COMMAND", &helm).env("PARAM_RENDERER", "helm").env("PARAM_HELM_VALUE_FILES_0", "values-prod.yaml");
+        run(c, None)
+    };
+    ok(&helm_run());
+    std::fs::create_dir_all(cmp.app.join("files")).unwrap();
+    symlink(&creds, cmp.app.join("files/creds")).unwrap();
+    assert!(failed(&helm_run()).contains("files/creds: refused: a symbolic link leads outside"));
+    std::fs::remove_file(cmp.app.join("files/creds")).unwrap();
+    std::fs::remove_file(cmp.app.join("values-prod.yaml")).unwrap();
+    symlink(&creds, cmp.app.join("values-prod.yaml")).unwrap();
+    assert!(failed(&helm_run()).contains("values-prod.yaml: refused: a symbolic link leads outside"));
+}
+
+#[test]
+fn cmp_discover_reads_within_the_same_bound_as_generate() {
+    let cmp = Cmp::new();
+    // 17 MiB of comments before an ExternalSecret: over the 16 MiB bound of a CMP run.
+    let big = format!(
+        "{}{}",
+        "# padding padding padding padding padding padding padding padding\n".repeat(17 * 16 * 1024),
+        read(&cmp.app.join("externalsecret.yaml"))
+    );
+    write(&cmp.app, "big.yaml", &big);
+    let o = run(cmp.discover(), None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("big.yaml: the files of this run hold more than 16 MiB; refused"), "{}", stderr(&o));
+    assert!(failed(&run(cmp.generate(), None)).contains("big.yaml: the files of this run hold more than 16 MiB; refused"));
+    // A renderer's output is held to the same bound.
+    std::fs::remove_file(cmp.app.join("big.yaml")).unwrap();
+    let helm = cmp.root.join("bin/big-helm");
+    executable(
+        &helm,
+        "#!/bin/sh
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n'
+yes '# padding padding padding padding' | head -c 17000000
+",
+    );
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &helm).env("PARAM_RENDERER", "helm");
+    assert!(failed(&run(c, None)).contains("helm printed more than 16 MiB of manifests; refused"));
+}
+
+#[test]
+fn legacy_plugin_under_argo_cd_resolves_in_the_application_namespace_not_a_base_kustomization() {
+    let tmp = tempdir();
+    let examples = example(tmp.path(), "kustomize");
+    // The generator sits in a base with `namespace: team-a`; the overlay moves everything to team-b.
+    let base = examples.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(examples.join("legacy/externalsecret.yaml"), base.join("externalsecret.yaml")).unwrap();
+    write(&base, "kustomization.yaml", "namespace: team-a\ngenerators:\n  - externalsecret.yaml\n");
+    let overlay = examples.join("overlay");
+    write(&overlay, "kustomization.yaml", "namespace: team-b\nresources:\n  - ../base\n");
+    let stores = tmp.path().join("operator-stores");
+    write(&stores, "team-a.yaml", &fake_store("demo-store", Some("team-a"), "/demo/api", r#"{"token":"team-a-token"}"#));
+    write(&stores, "team-b.yaml", &fake_store("demo-store", Some("team-b"), "/demo/api", r#"{"token":"team-b-token"}"#));
+    let plugin_home = tmp.path().join("plugins");
+    install_legacy_plugin(&plugin_home, "v1", true);
+    let kustomize = |argo: &[(&str, &str)]| {
+        let mut c = kubectl_kustomize(&overlay, ".");
+        c.env("KUSTOMIZE_PLUGIN_HOME", &plugin_home).env("EXTSECRET_STORES", &stores);
+        for (k, v) in argo {
+            c.env(k, v);
+        }
+        run(c, None)
+    };
+    let secret = |token: &str| {
+        format!("apiVersion: v1\ndata:\n  token: {token}\nkind: Secret\nmetadata:\n  name: api-credentials\n  namespace: team-b\ntype: Opaque\n")
+    };
+    // Without Argo CD, kustomize's own rule: the base's namespace (team-a) is the generator's.
+    assert_eq!(ok(&kustomize(&[])), secret("dGVhbS1hLXRva2Vu"));
+    // Under Argo CD (it passes its build environment to kustomize): the Application's namespace.
+    let argo = [("ARGOCD_APP_NAME", "web-b"), ("ARGOCD_APP_NAMESPACE", "team-b"), ("ARGOCD_APP_PROJECT_NAME", "team-b")];
+    assert_eq!(ok(&kustomize(&argo)), secret("dGVhbS1iLXRva2Vu"));
+    // An explicit namespace of another tenant is refused, and kustomize fails with the reason.
+    let es = read(&base.join("externalsecret.yaml")).replace("  name: api\n", "  name: api\n  namespace: team-a\n");
+    write(&base, "externalsecret.yaml", &es);
+    let o = kustomize(&argo);
+    assert!(!o.status.success() && o.stdout.is_empty());
+    assert!(stderr(&o).contains("ExternalSecret team-a/api: metadata.namespace: namespace `team-a` is refused: Argo CD Application `web-b` (project `team-b`) deploys to namespace `team-b`"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("dGVhbS1h"), "{}", stderr(&o));
+}
+
+#[test]
+fn kpt_fn_eval_under_argo_cd_refuses_another_namespace() {
+    let tmp = tempdir();
+    let pkg = kpt_package(tmp.path());
+    let mut c = tool("kpt");
+    c.args(["fn", "eval"]).arg(&pkg).arg("--exec").arg(bin()).args(["-o", "unwrap"]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-b").env("ARGOCD_APP_PROJECT_NAME", "team-b");
+    let o = run(c, None);
+    assert_ne!(o.status.code(), Some(0), "kpt must fail: {}", stdout(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("SecretStore demo/demo-store: metadata.namespace: namespace `demo` is refused"), "{all}");
+    assert!(all.contains("ExternalSecret demo/api: metadata.namespace: namespace `demo` is refused"), "{all}");
+    assert!(!all.contains("dG9rLTEyMw=="), "{all}");
+}

@@ -312,7 +312,10 @@ fn no_input_stores_refuses_stores_from_the_stream() {
     let mut c = extsecret(&["render"]);
     c.env("EXTSECRET_NO_INPUT_STORES", "1");
     let err = failed(&run(c, Some(format!("{STORE}{es}").as_bytes())));
-    assert!(err.contains("SecretStores from the rendered input are refused (--no-input-stores)"), "{err}");
+    assert!(
+        err.contains("SecretStores from the rendered input are refused (--no-input-stores, and by default in argocd generate)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -447,7 +450,7 @@ fn folders_are_walked_and_build_files_skipped() {
 
 #[test]
 fn lists_are_expanded_and_empty_output_is_refused() {
-    let list = format!("apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {{name: in-list}}\n");
+    let list = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: in-list}\n".to_string();
     let out = ok(&render_stdin(&[], &list));
     assert_eq!(out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: in-list\n");
     let err = failed(&render_stdin(&[], "# nothing here\n---\n"));
@@ -636,4 +639,75 @@ fn a_stream_that_starts_with_a_yaml_directive_renders() {
     let input = format!("%YAML 1.1\n---\n{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: t, remoteRef: {{key: token}}}}]\n");
     let out = ok(&render_stdin(&[], &input));
     assert!(out.contains("t: dG9rLXZhbHVlLTE="), "{out}");
+}
+
+#[test]
+fn operator_files_take_only_an_explicit_namespace_never_the_applications() {
+    let dir = tempdir();
+    let store = STORE.replace("metadata: {name: fake, namespace: team-a}", "metadata: {name: fake}");
+    let stores = write(dir.path(), "stores/store.yaml", &store).display().to_string();
+    let es = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es}\nspec:\n  secretStoreRef: {name: fake}\n  data: [{secretKey: a, remoteRef: {key: token}}]\n";
+    // Under Argo CD a namespaceless operator store would otherwise serve every Application.
+    let mut c = extsecret(&["render", "--stores", &stores]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-b").env("ARGOCD_APP_PROJECT_NAME", "team-b");
+    let err = failed(&run(c, Some(es.as_bytes())));
+    assert!(err.contains("store.yaml: document 0: SecretStore fake: an object of an operator file without metadata.namespace takes --namespace / EXTSECRET_NAMESPACE, which is not set (never the Application's namespace); set its metadata.namespace, or serve several namespaces with a ClusterSecretStore and spec.conditions"), "{err}");
+    // An explicit --namespace places it (and the unbound single-tenant render keeps working).
+    let out = ok(&run(extsecret(&["render", "--stores", &stores, "--namespace", "team-c"]), Some(es.as_bytes())));
+    assert!(out.contains("a: dG9rLXZhbHVlLTE="), "{out}");
+    let mut c = extsecret(&["render", "--stores", &stores]);
+    c.env("EXTSECRET_NAMESPACE", "team-b").env("ARGOCD_APP_NAMESPACE", "team-b");
+    assert!(ok(&run(c, Some(es.as_bytes()))).contains("a: dG9rLXZhbHVlLTE="));
+    // Credential Secrets follow the same rule.
+    let creds = write(dir.path(), "creds/c.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: aws}\nstringData: {key: v}\n")
+        .display()
+        .to_string();
+    let mut c = extsecret(&["render", "--stores", &stores, "--namespace", "team-c", "--credentials", &creds]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-c");
+    assert!(ok(&run(c, Some(es.as_bytes()))).contains("a: dG9rLXZhbHVlLTE="));
+    let mut c = extsecret(&["render", "--credentials", &creds]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-c");
+    let err = failed(&run(c, Some(format!("{}---\n{es}", STORE.replace("team-a", "team-c")).as_bytes())));
+    assert!(err.contains("Secret aws: an object of an operator file without metadata.namespace takes --namespace / EXTSECRET_NAMESPACE, which is not set"), "{err}");
+}
+
+#[test]
+fn a_render_under_argo_cd_is_bound_to_the_application_namespace() {
+    let es = |ns: &str| {
+        format!("---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: {ns}}}\nspec:\n  secretStoreRef: {{name: fake}}\n  data: [{{secretKey: a, remoteRef: {{key: token}}}}]\n")
+    };
+    // `kustomize build | extsecret render` in a CMP: team-b's app carries team-a's store and names it.
+    let mut c = extsecret(&["render"]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-b").env("ARGOCD_APP_PROJECT_NAME", "team-b").env("ARGOCD_APP_NAME", "b");
+    let err = failed(&run(c, Some(format!("{STORE}{}", es("team-a")).as_bytes())));
+    assert!(err.contains("<stdin>: document 0: SecretStore team-a/fake: metadata.namespace: namespace `team-a` is refused: Argo CD Application `b` (project `team-b`) deploys to namespace `team-b`"), "{err}");
+    assert!(err.contains("<stdin>: document 1: ExternalSecret team-a/es: metadata.namespace: namespace `team-a` is refused"), "{err}");
+    // Without Argo CD's environment the same stream is a legitimate single-tenant render.
+    assert!(ok(&render_stdin(&[], &format!("{STORE}{}", es("team-a")))).contains("namespace: team-a"));
+}
+
+#[test]
+fn confine_to_keeps_reads_inside_a_folder() {
+    let dir = tempdir();
+    let outside = write(
+        dir.path(),
+        "private/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: private, namespace: x}\ndata: {k: cHJpdmF0ZS12YWx1ZQ==}\n",
+    );
+    let app = dir.path().join("app");
+    write(&app, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n");
+    std::os::unix::fs::symlink(&outside, app.join("link.yaml")).unwrap();
+    let app_arg = app.display().to_string();
+    // Without the switch links are followed (a user's own files).
+    assert!(ok(&run(extsecret(&["render", &app_arg]), None)).contains("cHJpdmF0ZS12YWx1ZQ=="));
+    for args in [vec!["render", "--confine-to", &app_arg, &app_arg], vec!["render", "--confine-to", &app_arg, "link.yaml"]] {
+        let mut c = extsecret(&args);
+        c.current_dir(&app);
+        let err = failed(&run(c, None));
+        assert!(
+            err.contains("link.yaml: refused: a symbolic link leads outside") && err.contains("(--confine-to / EXTSECRET_CONFINE_TO)"),
+            "{err}"
+        );
+        assert!(!err.contains("cHJpdmF0ZS12YWx1ZQ==") && !err.contains("private/secret.yaml"), "{err}");
+    }
 }

@@ -7,6 +7,11 @@
 //! directory), read from `PARAM_RENDERER`, `PARAM_HELM_VALUE_FILES_<i>` or
 //! `ARGOCD_APP_PARAMETERS`. Everything else is an operator setting (flags / `EXTSECRET_*`).
 //! No shell is ever involved: commands run with explicit argument lists.
+//!
+//! The render is bound to the Application (see [`crate::binding`]); input SecretStores are refused
+//! unless `--allow-input-stores`; operator paths must be absolute. Every file read (and, before
+//! kustomize or helm runs, every file of the checkout) must resolve inside the repository tree
+//! Argo CD unpacked, and a run reads at most [`MAX_INPUT_BYTES`].
 
 use std::path::{Component, Path, PathBuf};
 
@@ -119,6 +124,8 @@ pub async fn generate(args: GenerateArgs) -> i32 {
     let settings = args.operator.settings();
     let env = |k: &str| std::env::var(k).ok();
     let result = async {
+        let settings = super::bind(settings.clone(), &args.operator, true)?;
+        let confinement = confinement(&args.source_dir, &env)?;
         let unknown = unknown_parameters(std::env::vars().map(|(k, _)| k));
         if !unknown.is_empty() {
             return Err(Problem::new(format!(
@@ -128,8 +135,12 @@ pub async fn generate(args: GenerateArgs) -> i32 {
             .into());
         }
         let params = app_parameters(&env).map_err(|m| Problems::from(Problem::new(m)))?;
+        if params.renderer != Renderer::Plain {
+            // kustomize and helm read files we never see: no link may lead out of the tree.
+            confinement.check_tree(&confinement.root)?;
+        }
         let docs = match params.renderer {
-            Renderer::Plain => input::read_inputs(std::slice::from_ref(&args.source_dir))?,
+            Renderer::Plain => input::read_inputs_within(std::slice::from_ref(&args.source_dir), Some(&confinement))?,
             Renderer::Kustomize => {
                 let mut argv: Vec<String> = args.kustomize_command.split_whitespace().map(str::to_string).collect();
                 argv.push(args.source_dir.display().to_string());
@@ -142,6 +153,7 @@ pub async fn generate(args: GenerateArgs) -> i32 {
                     argv.extend(["--namespace".into(), ns.clone()]);
                 }
                 for f in &params.helm_value_files {
+                    confinement.resolve(&args.source_dir.join(f))?;
                     if !args.source_dir.join(f).is_file() {
                         return Err(
                             Problem::new(format!("helm value file `{}` does not exist in the application directory", f.display())).into()
@@ -176,15 +188,75 @@ async fn run_renderer(argv: &[String], what: &str, timeout: std::time::Duration)
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Problem::new(format!("{what} failed ({}): {}", out.status, stderr.trim())).into());
     }
+    if out.stdout.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Problem::new(format!(
+            "{what} printed more than {} MiB of manifests; refused (a CMP run is bounded so the sidecar's memory limit holds)",
+            MAX_INPUT_BYTES / 1024 / 1024
+        ))
+        .into());
+    }
     manifest::parse_stream(&format!("<{what} output>"), &out.stdout)
 }
 
-/// `argocd discover`: prints each manifest file under `dir` holding an ExternalSecret.
+/// Bound on the bytes of all files one `generate` or `discover` reads (16 MiB; Argo CD's own
+/// `reposerver.max.combined.directory.manifests.size` defaults to 10M): the example sidecar's
+/// memory limit is sized for it.
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The rule of Argo CD mode's file reads, for refusals.
+const CONFINEMENT_RULE: &str = "in Argo CD mode every file read must stay inside the repository tree Argo CD handed over";
+
+/// What Argo CD mode may read: files inside the repository tree Argo CD unpacked (see
+/// [`repository_root`]), at most [`MAX_INPUT_BYTES`] in all.
+fn confinement(source_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<input::Confinement, Problem> {
+    let dir = std::fs::canonicalize(source_dir)
+        .map_err(|e| Problem::new(format!("{}: cannot read the application directory: {}", source_dir.display(), e.kind())))?;
+    let root = repository_root(&dir, env("ARGOCD_APP_SOURCE_PATH").as_deref());
+    input::Confinement::new(&root, CONFINEMENT_RULE, MAX_INPUT_BYTES)
+}
+
+/// The repository root Argo CD unpacked: the canonical application directory `dir` with
+/// `ARGOCD_APP_SOURCE_PATH` (the Application's `source.path`) taken off its end; `dir` itself
+/// when that path is unset, not plain relative, or not how `dir` ends.
+pub fn repository_root(dir: &Path, source_path: Option<&str>) -> PathBuf {
+    let Some(path) = source_path.map(Path::new) else { return dir.to_path_buf() };
+    if !path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return dir.to_path_buf();
+    }
+    let mut root = dir.to_path_buf();
+    for name in path.components().rev().filter_map(|c| match c {
+        Component::Normal(n) => Some(n),
+        _ => None,
+    }) {
+        if root.file_name() != Some(name) {
+            return dir.to_path_buf();
+        }
+        root.pop();
+    }
+    root
+}
+
+/// `argocd discover`: prints each manifest file under `dir` holding an ExternalSecret. Reads as
+/// `generate` does (inside the repository tree, [`MAX_INPUT_BYTES`] in all); a refused read is
+/// reported on stderr with exit 1 (Argo CD then does not match the plugin).
 pub fn discover(dir: &Path) -> i32 {
-    let Ok(files) = input::expand_paths(&[dir.to_path_buf()]) else { return 0 };
+    let env = |k: &str| std::env::var(k).ok();
+    let confinement = match confinement(dir, &env) {
+        Ok(c) => c,
+        Err(p) => return super::report(&p.into()),
+    };
+    let files = match input::expand_paths_within(&[dir.to_path_buf()], Some(&confinement)) {
+        Ok(f) => f,
+        Err(p) => return super::report(&p),
+    };
+    let mut budget = MAX_INPUT_BYTES;
     let mut found = String::new();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let bytes = match input::read_bytes_within(&f, Some(&confinement), &mut budget) {
+            Ok(b) => b,
+            Err(p) => return super::report(&p.into()),
+        };
+        let Ok(text) = String::from_utf8(bytes) else { continue };
         if !text.contains("ExternalSecret") {
             continue;
         }
@@ -241,6 +313,17 @@ mod tests {
         assert!(params(&[("ARGOCD_APP_PARAMETERS", r#"[{"name":"helm-value-files","string":"a.yaml"}]"#)])
             .unwrap_err()
             .contains("must be an array"));
+    }
+
+    #[test]
+    fn the_repository_root_is_the_directory_without_the_source_path() {
+        let dir = Path::new("/tmp/_cmp_server/5f0c/apps/web");
+        assert_eq!(repository_root(dir, Some("apps/web")), Path::new("/tmp/_cmp_server/5f0c"));
+        assert_eq!(repository_root(dir, Some("./apps/web/")), Path::new("/tmp/_cmp_server/5f0c"));
+        for unusable in [None, Some("other/web"), Some("../web"), Some("/apps/web"), Some("a/apps/web/x")] {
+            assert_eq!(repository_root(dir, unusable), dir, "{unusable:?}");
+        }
+        assert_eq!(repository_root(dir, Some(".")), dir);
     }
 
     #[test]

@@ -25,14 +25,28 @@ pub struct RenderArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
     pub output: Format,
+    /// Read only files that are, after following symbolic links, inside this folder (what Argo CD
+    /// mode always does with the repository tree)
+    #[arg(long, env = "EXTSECRET_CONFINE_TO", value_name = "DIR")]
+    pub confine_to: Option<PathBuf>,
     #[command(flatten)]
     pub operator: OperatorArgs,
 }
 
 /// Runs the render; returns the exit code.
 pub async fn run(args: RenderArgs) -> i32 {
-    let settings = args.operator.settings();
-    let docs = match input::read_inputs(&args.paths) {
+    let settings = match super::bind(args.operator.settings(), &args.operator, false) {
+        Ok(s) => s,
+        Err(p) => return super::report(&p),
+    };
+    let confinement = match &args.confine_to {
+        Some(dir) => match input::Confinement::new(dir, "--confine-to / EXTSECRET_CONFINE_TO", u64::MAX) {
+            Ok(c) => Some(c),
+            Err(p) => return super::report(&p.into()),
+        },
+        None => None,
+    };
+    let docs = match input::read_inputs_within(&args.paths, confinement.as_ref()) {
         Ok(d) => d,
         Err(p) => return super::report(&p),
     };

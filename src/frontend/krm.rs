@@ -30,7 +30,6 @@ const PLACEMENT_ANNOTATIONS: &[&str] = &[
 
 /// Runs the function on stdin; returns the exit code.
 pub async fn run(operator: OperatorArgs) -> i32 {
-    let settings = operator.settings();
     let bytes = match read_stdin() {
         Ok(b) => b,
         Err(p) => return super::report(&p.into()),
@@ -40,7 +39,11 @@ pub async fn run(operator: OperatorArgs) -> i32 {
         Ok(None) => return super::report(&Problem::new("expected a ResourceList (config.kubernetes.io/v1) on stdin").into()),
         Err(p) => return super::report(&p),
     };
-    match transform(&rl, &settings).await {
+    let result = match super::bind(operator.settings(), &operator, false) {
+        Ok(settings) => transform(&rl, &settings).await,
+        Err(p) => Err(p),
+    };
+    match result {
         Ok(items) => super::emit(&output::to_yaml(&rl.to_value(items, &[]))),
         Err(problems) => {
             eprintln!("{problems}");

@@ -7,8 +7,10 @@
 //! `transformers:` it also receives the current resources on stdin: those pass through (with
 //! their `kustomize.config.k8s.io/id` annotations), ExternalSecrets among them are rendered, and
 //! the config's Secret is added. Stores come from `EXTSECRET_STORES` (relative to the
-//! kustomization directory) and SecretStores in the stream. An ExternalSecret without a namespace
-//! is resolved in the kustomization's `namespace:` (where kustomize puts the generated Secret).
+//! kustomization directory; an absolute path under Argo CD) and SecretStores in the stream. An
+//! ExternalSecret without a namespace is resolved in the Argo CD Application's namespace when the
+//! render is bound to one (see [`crate::binding`]), else in the kustomization's `namespace:`
+//! (where kustomize puts the generated Secret).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,13 +20,15 @@ use crate::problem::Problems;
 use crate::settings::OperatorArgs;
 
 /// Runs the plugin; returns the exit code.
-pub async fn run(config: &Path, mut operator: OperatorArgs) -> i32 {
+pub async fn run(config: &Path, operator: OperatorArgs) -> i32 {
     let root = std::env::var("KUSTOMIZE_PLUGIN_CONFIG_ROOT").unwrap_or_else(|_| ".".into());
-    if operator.namespace.as_deref().is_none_or(str::is_empty) {
-        operator.namespace = kustomization_namespace(Path::new(&root));
-    }
-    let settings = operator.settings();
     let result = async {
+        let mut settings = super::bind(operator.settings(), &operator, false)?;
+        // The kustomization's `namespace:` is the app's own text: it never replaces the bound
+        // Application's namespace, nor names the namespace of operator files.
+        if settings.namespace.is_none() {
+            settings.namespace = kustomization_namespace(Path::new(&root));
+        }
         let bytes = std::fs::read(config).map_err(|e| {
             Problems::from(crate::problem::Problem::new(format!("{}: cannot read plugin config: {}", config.display(), e.kind())))
         })?;
@@ -49,8 +53,8 @@ pub async fn run(config: &Path, mut operator: OperatorArgs) -> i32 {
 
 /// The `namespace:` of the kustomization in `root`, if any. kustomize's namespace transformer
 /// puts a generator's output in that namespace, so an ExternalSecret without one is resolved
-/// there (as its Secret will be applied there); an explicit `metadata.namespace`, `--namespace` or
-/// `EXTSECRET_NAMESPACE` still comes first.
+/// there (as its Secret will be applied there); an explicit `metadata.namespace`, the bound
+/// Application's namespace, `--namespace` or `EXTSECRET_NAMESPACE` come first.
 fn kustomization_namespace(root: &Path) -> Option<String> {
     let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().map(|n| root.join(n)).find(|p| p.is_file())?;
     let text = std::fs::read_to_string(file).ok()?;

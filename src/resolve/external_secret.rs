@@ -21,7 +21,8 @@ pub struct ParsedExternalSecret {
     pub origin: Origin,
     pub meta: ObjectMeta,
     pub spec: ExternalSecretSpec,
-    /// `metadata.namespace`, else `--namespace`, else `ARGOCD_APP_NAMESPACE`.
+    /// `metadata.namespace`, else [`crate::settings::Settings::namespace`] (the bound Application's
+    /// namespace, else `--namespace`).
     pub effective_namespace: Option<String>,
     /// Template engine (annotation `extsecret.io/template-engine`; Go text/template by default).
     pub engine: crate::template::Engine,
