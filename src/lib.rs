@@ -10,10 +10,12 @@
 //! - [`template`]: ESO templates (Go text/template via gotmpl, and handlebars), bytes-safe.
 //! - [`render`]: the render pipeline shared by every front-end.
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
+//! - [`isolate`]: panics in template and provider code caught per ExternalSecret, never printed.
 
 pub mod api;
 pub mod controller;
 pub mod frontend;
+pub mod isolate;
 pub mod manifest;
 pub mod problem;
 pub mod provider;

@@ -314,13 +314,23 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
                 return Err(ReconcileError::Api(details));
             }
             let (reason, note) = if create { ("Created", "secret created") } else { ("Updated", "secret updated") };
-            ctx.event(obj, false, reason, note.into()).await;
+            ctx.event(obj, false, reason, removal_note(note, &remove_keys)).await;
             tracing::info!("ExternalSecret {ns}/{name}: Secret {target_name} {}", if create { "created" } else { "updated" });
             ctx.set_status(obj, &synced, now).await?;
             remember(ctx);
         }
     }
     Ok(requeue(now))
+}
+
+/// The note of a write event; keys removed (no longer produced, e.g. a `find` whose match set
+/// shrank) are named, never silently dropped. Key names only, never values.
+fn removal_note(note: &str, removed: &[String]) -> String {
+    if removed.is_empty() {
+        return note.to_string();
+    }
+    let keys = removed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    format!("{note}; removed keys the ExternalSecret no longer produces: {keys}")
 }
 
 /// ESO's `isSecretValid`: the Secret exists, carries the managed label, and its data still has

@@ -101,6 +101,31 @@ pub fn class_matches(store_class: &str, ours: &str) -> bool {
     }
 }
 
+/// How the controller classes of an ExternalSecret's stores fall for this controller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Classes {
+    /// Every store is this controller's.
+    Ours,
+    /// Every store belongs to one other class: that controller's work, left alone.
+    Other(String),
+    /// Stores of different classes: no controller can serve it. The default-class controller
+    /// reports it (status and event); controllers of other classes leave it alone.
+    Mixed(Vec<String>),
+}
+
+/// Sorts the classes of an ExternalSecret's stores (`""` and `default` are one class).
+pub fn split_classes(store_classes: &[String], ours: &str) -> Classes {
+    let named = |c: &str| if c.is_empty() { "default".to_string() } else { c.to_string() };
+    let distinct: BTreeSet<String> = store_classes.iter().map(|c| named(c)).collect();
+    match (distinct.len(), store_classes.iter().find(|c| !class_matches(c, ours))) {
+        (0 | 1, None) => Classes::Ours,
+        (0 | 1, Some(c)) => Classes::Other(c.clone()),
+        _ if ours == "default" => Classes::Mixed(distinct.into_iter().collect()),
+        (_, Some(c)) => Classes::Other(c.clone()),
+        (_, None) => Classes::Ours,
+    }
+}
+
 /// Every store an ExternalSecret names, as `(kind, namespace for SecretStores, name)`.
 fn store_refs(es: &ParsedExternalSecret) -> BTreeSet<(StoreRefKind, Option<String>, String)> {
     let own = |r: &StoreRef| {
@@ -212,13 +237,22 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         let refs = store_refs(&r.es);
         // A missing store counts as unclassed: the default-class controller reports it, others
         // leave the ExternalSecret alone.
-        let foreign =
-            refs.iter().map(|k| stores.get(k).map(class_of).unwrap_or_default()).find(|c| !class_matches(c, &config.controller_class));
-        if let Some(class) = foreign {
-            answers.push(Some(WaveResult::OtherClass(class)));
-            continue;
-        }
+        let classes: Vec<String> = refs.iter().map(|k| stores.get(k).map(class_of).unwrap_or_default()).collect();
         let mut problems = Problems::default();
+        match split_classes(&classes, &config.controller_class) {
+            Classes::Ours => {}
+            Classes::Other(class) => {
+                answers.push(Some(WaveResult::OtherClass(class)));
+                continue;
+            }
+            Classes::Mixed(all) => problems.push(
+                Problem::new(format!(
+                    "its stores belong to different controller classes ({}): no controller serves it; use stores of one class",
+                    all.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .object(r.es.object()),
+            ),
+        }
         for (kind, ns, name) in refs.iter().filter(|k| !stores.contains_key(*k)) {
             let place = ns.as_deref().map(|n| format!(" in namespace `{n}`")).unwrap_or_default();
             problems.push(Problem::new(format!("{} `{name}` not found{place}", kind.as_str())).object(r.es.object()));
@@ -267,7 +301,9 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         Ok(Vec::new())
     } else {
         let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &progress);
-        match tokio::time::timeout(settings.timeout, run).await {
+        // Each store's calls and each ExternalSecret's assembly end by `settings.timeout` on their
+        // own inside `resolve_each` (a slow store fails only its ExternalSecrets); this is a backstop.
+        match tokio::time::timeout(settings.timeout + crate::render::BACKSTOP_GRACE, run).await {
             Ok(r) => r,
             Err(_) => {
                 let mut p = Problems(progress.take_early());
@@ -349,5 +385,15 @@ mod tests {
         assert!(class_matches("extsecret", "extsecret"));
         assert!(!class_matches("", "extsecret"));
         assert!(!class_matches("default", "extsecret"));
+    }
+
+    #[test]
+    fn stores_of_different_classes_are_the_default_controllers_to_report() {
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(split_classes(&c(&["", "default"]), "default"), Classes::Ours);
+        assert_eq!(split_classes(&c(&["eso"]), "default"), Classes::Other("eso".into()));
+        assert_eq!(split_classes(&c(&["", "eso"]), "default"), Classes::Mixed(vec!["default".into(), "eso".into()]));
+        assert_eq!(split_classes(&c(&["", "eso"]), "eso"), Classes::Other("".into()));
+        assert_eq!(split_classes(&c(&["eso", "eso"]), "eso"), Classes::Ours);
     }
 }

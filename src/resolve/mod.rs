@@ -8,9 +8,14 @@
 //!    order: `dataFrom` in order, then `data`; `secret.rs` writes the manifest.
 //!
 //! Every problem names the file, document, ExternalSecret and field; none carries a value.
+//!
+//! Failures stay with their ExternalSecret: each store's provider calls end by the run's deadline
+//! on their own (`deadline.rs`), and each ExternalSecret is assembled on its own, off the async
+//! workers, with panics caught and its own deadline.
 
 mod assemble;
 pub mod client_cache;
+pub mod deadline;
 mod external_secret;
 pub mod fetch;
 pub mod secret;
@@ -74,8 +79,10 @@ pub async fn resolve(
 /// all of them (the controller resolves a refresh wave this way).
 ///
 ///
-/// Assembly (value extraction and templates) is CPU work: it runs on a blocking thread, so the
-/// caller's deadline still ends the run even if a template loops for long.
+/// Provider calls end by 90% of `settings.timeout`, store by store (a store that does not answer
+/// fails only its own ExternalSecrets, naming the store and host). Assembly (value extraction and
+/// templates) is CPU work: it runs on blocking threads, one ExternalSecret at a time with panics
+/// caught, and an ExternalSecret not assembled by `settings.timeout` fails alone.
 ///
 /// `progress` receives the problems known before assembly (stores whose client could not be
 /// built), so a caller whose deadline passes can still report them, and the number of reads.
@@ -145,11 +152,20 @@ pub async fn resolve_each(
         planned_problems.push(problems);
     }
 
-    // 2. One client per store used.
+    // 2. One client per store used, built concurrently, each by the provider deadline.
+    let mut deadline = deadline::Deadline::start(settings.timeout);
+    for (key, store) in &used {
+        deadline.add_store(key, &store.provider);
+    }
+    let deadline = Arc::new(deadline);
     let mut clients: BTreeMap<StoreKey, Arc<dyn Provider>> = BTreeMap::new();
     let mut broken: HashMap<StoreKey, ProviderError> = HashMap::new();
-    for (key, store) in &used {
-        match catalog.client(store, settings).await {
+    let builds = used.iter().map(|(key, store)| {
+        let deadline = deadline.clone();
+        async move { (key, store, deadline.bound(key, catalog.client(store, settings)).await) }
+    });
+    for (key, store, built) in futures::future::join_all(builds).await {
+        match built {
             Ok(c) => {
                 clients.insert(key.clone(), c);
             }
@@ -165,7 +181,7 @@ pub async fn resolve_each(
     finds.retain(|(store, _), _| clients.contains_key(store));
 
     // 3. Finds, then every read once.
-    let found = fetch::find_all(&clients, finds, settings.concurrency).await;
+    let found = fetch::find_all(&clients, finds, settings.concurrency, &deadline).await;
     let mut reads = BTreeSet::new();
     for plan in plans.iter().flatten() {
         for p in plan {
@@ -185,26 +201,74 @@ pub async fn resolve_each(
         }
     }
     progress.reads.store(reads.len(), Ordering::Relaxed);
-    let fetched = fetch::fetch_all(&clients, reads, settings.concurrency).await;
+    let fetched = fetch::fetch_all(&clients, reads, settings.concurrency, &deadline).await;
 
-    // 4. Assemble.
-    let ctx = Assembly { sources, clients, fetched, found, broken };
-    let assembled = tokio::task::spawn_blocking(move || {
-        ess.iter()
-            .zip(plans)
-            .zip(planned_problems)
-            .map(|((es, plan), mut problems)| match plan {
+    // 4. Assemble each ExternalSecret on its own.
+    let ctx = Arc::new(Assembly { sources, clients, fetched, found, broken });
+    let jobs = plans.into_iter().zip(planned_problems).enumerate().collect();
+    Ok(assemble_each(ess, ctx, jobs, &deadline).await)
+}
+
+/// One ExternalSecret to assemble: its index, its plan (`None` when refused), its problems so far.
+type Job = (usize, (Option<Vec<Planned>>, Problems));
+
+/// Assembles every ExternalSecret on a few blocking threads (CPU work: values, templates), each
+/// under `catch_unwind`: a panic is that ExternalSecret's error, and one whose assembly is still
+/// running at the run's deadline gets its own timeout error while the others' results are kept.
+async fn assemble_each(
+    ess: Arc<Vec<ParsedExternalSecret>>,
+    ctx: Arc<Assembly>,
+    jobs: Vec<Job>,
+    deadline: &deadline::Deadline,
+) -> Vec<Result<RenderedSecret, Problems>> {
+    let count = jobs.len();
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(jobs)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8).min(count);
+    for _ in 0..threads {
+        let (queue, tx, ctx, ess) = (queue.clone(), tx.clone(), ctx.clone(), ess.clone());
+        tokio::task::spawn_blocking(move || loop {
+            let Some((i, (plan, mut problems))) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { return };
+            let es = &ess[i];
+            let result = match plan {
                 None => Err(problems),
-                Some(plan) => match ctx.assemble(es, plan) {
-                    Ok(s) => problems.into_result(s),
-                    Err(p) => {
+                Some(plan) => match crate::isolate::catch("template", || ctx.assemble(es, plan)) {
+                    Ok(Ok(s)) => problems.into_result(s),
+                    Ok(Err(p)) => {
                         problems.extend(p);
                         Err(problems)
                     }
+                    Err(panicked) => {
+                        problems.push(es.problem("spec", panicked));
+                        Err(problems)
+                    }
                 },
+            };
+            if tx.send((i, result)).is_err() {
+                return;
+            }
+        });
+    }
+    drop(tx);
+    let mut results: Vec<Option<Result<RenderedSecret, Problems>>> = (0..count).map(|_| None).collect();
+    while let Ok(Some((i, r))) = tokio::time::timeout_at(deadline.assembly, rx.recv()).await {
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                Err(ess[i]
+                    .problem(
+                        "spec",
+                        format!(
+                            "deadline of {}s exceeded while assembling this ExternalSecret (values, templates); other ExternalSecrets were not held back",
+                            deadline.timeout().as_secs_f32()
+                        ),
+                    )
+                    .into())
             })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    assembled.map_err(|_| Problems::from(Problem::new("internal error while assembling the Secrets")))
+        })
+        .collect()
 }
