@@ -294,42 +294,40 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
     }
     let sources = Arc::new(crate::render::template_sources(&docs, settings));
 
-    // 5. Resolve everything at once, under the deadline.
-    let count = to_resolve.len();
+    // 5. Resolve everything at once; each ExternalSecret is answered as soon as its result is
+    // known (a slow store or a long template holds back no other ExternalSecret of the wave).
+    let batch_len = batch.len();
+    let mut pending = Vec::with_capacity(to_resolve.len());
+    for (r, answer) in batch.into_iter().zip(answers) {
+        match answer {
+            Some(a) => {
+                let _ = r.reply.send(a);
+            }
+            None => pending.push(Some(r.reply)),
+        }
+    }
     let progress = crate::resolve::Progress::default();
-    let resolved = if count == 0 {
-        Ok(Vec::new())
-    } else {
-        let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &progress);
+    if !to_resolve.is_empty() {
+        let run = crate::resolve::resolve_streaming(Arc::new(to_resolve), &catalog, sources, settings, &progress, |i, result| {
+            if let Some(reply) = pending.get_mut(i).and_then(Option::take) {
+                let _ = reply.send(match result {
+                    Ok(secret) => WaveResult::Rendered(secret),
+                    Err(p) => WaveResult::Failed(p),
+                });
+            }
+        });
         // Each store's calls and each ExternalSecret's assembly end by `settings.timeout` on their
-        // own inside `resolve_each` (a slow store fails only its ExternalSecrets); this is a backstop.
-        match tokio::time::timeout(settings.timeout + crate::render::BACKSTOP_GRACE, run).await {
-            Ok(r) => r,
-            Err(_) => {
-                let mut p = Problems(progress.take_early());
-                p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
-                Err(p)
+        // own inside the run; this outer bound is a backstop.
+        if tokio::time::timeout(settings.timeout + crate::render::BACKSTOP_GRACE, run).await.is_err() {
+            let mut p = Problems(progress.take_early());
+            p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
+            for reply in pending.iter_mut().filter_map(Option::take) {
+                let _ = reply.send(WaveResult::Failed(Problems(p.0.clone())));
             }
         }
-    };
-    if let Some(f) = &config.on_wave {
-        f(batch.len(), progress.reads.load(std::sync::atomic::Ordering::Relaxed));
     }
-    let mut results = match resolved {
-        Ok(r) => r.into_iter().map(Some).collect::<Vec<_>>(),
-        Err(p) => (0..count).map(|_| Some(Err(Problems(p.0.clone())))).collect(),
-    };
-    let mut next = results.iter_mut();
-    for (r, answer) in batch.into_iter().zip(answers) {
-        let result = match answer {
-            Some(a) => a,
-            None => match next.next().and_then(Option::take) {
-                Some(Ok(secret)) => WaveResult::Rendered(secret),
-                Some(Err(p)) => WaveResult::Failed(p),
-                None => WaveResult::Failed(Problem::new("internal error: no result").into()),
-            },
-        };
-        let _ = r.reply.send(result);
+    if let Some(f) = &config.on_wave {
+        f(batch_len, progress.reads.load(std::sync::atomic::Ordering::Relaxed));
     }
 }
 
