@@ -558,6 +558,9 @@ fn a_deadline_still_reports_the_stores_that_could_not_be_built() {
     let mut c = extsecret(&["render", "--timeout", "2s", "--credentials", creds.to_str().unwrap()]);
     c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
     let err = failed(&run(c, Some(input.as_bytes())));
-    assert!(err.contains("SecretStore team-a/azure: [Config] authSecretRef.clientCertificate: no CERTIFICATE block"), "{err}");
+    assert!(
+        err.contains("spec.data[1].remoteRef.key: [Config] authSecretRef.clientCertificate: no CERTIFICATE block (SecretStore team-a/azure is unusable)"),
+        "{err}"
+    );
     assert!(err.contains("deadline of 2s exceeded"), "{err}");
 }
