@@ -68,8 +68,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_future_becomes_an_error() {
-        let r = catch_future("provider", async { panic!("secret-canary") }).await;
-        let e: String = r.map(|()| ()).unwrap_err();
+        let r: Result<(), String> = catch_future("provider", async { panic!("secret-canary") }).await;
+        let e = r.unwrap_err();
         assert!(e.contains("internal error in provider code") && !e.contains("secret-canary"), "{e}");
     }
 }
