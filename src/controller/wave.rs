@@ -2,7 +2,9 @@
 //! each remote secret is read once per wave (deduplicated, batched with BatchGetSecretValue) however
 //! many ExternalSecrets use it. A wave reads its stores, their credential Secrets and the
 //! `templateFrom` sources fresh from the API server (one GET each per wave), then runs the same
-//! resolution as a render ([`crate::resolve::resolve_each`]).
+//! resolution as a render ([`crate::resolve::resolve_streaming`]). Each ExternalSecret is answered
+//! as soon as its own result is known: a store that does not answer or a long template fails or
+//! delays only the ExternalSecrets that use it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -247,7 +249,7 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
             }
             Classes::Mixed(all) => problems.push(
                 Problem::new(format!(
-                    "its stores belong to different controller classes ({}): no controller serves it; use stores of one class",
+                    "its stores belong to different controller classes ({}): no controller serves it (each serves one class, --controller-class); use stores of one class",
                     all.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
                 ))
                 .object(r.es.object()),
