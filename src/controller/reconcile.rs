@@ -59,7 +59,16 @@ pub enum ReconcileError {
 /// Reconciles one ExternalSecret. Errors are value-free.
 pub async fn reconcile(obj: Arc<ExternalSecretObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_inner(&obj, &ctx).await;
+    // A panic anywhere in this ExternalSecret's reconcile is its own failure (status and event),
+    // never the process's: the message is withheld (it may quote data), the place is kept.
+    let result = match crate::isolate::catch_future("controller", reconcile_inner(&obj, &ctx)).await {
+        Ok(r) => r,
+        Err(panicked) => {
+            let details = format!("ExternalSecret {}/{}: {panicked}", obj.namespace().unwrap_or_default(), obj.name_any());
+            ctx.fail(&obj, "internal error", details.clone(), OffsetDateTime::now_utc()).await?;
+            Err(ReconcileError::Sync(details))
+        }
+    };
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     let uid = obj.uid().unwrap_or_default();
     if let Ok(mut f) = ctx.failures.lock() {
