@@ -12,11 +12,13 @@
 //! - [`binding`]: binding a render to its Argo CD Application (namespaces it may use).
 //! - [`frontend`]: thin front-ends (CLI `render`, Argo CD `generate`/`discover`, KRM, legacy plugin).
 //! - [`controller`]: the in-cluster reconciler; [`logging`]: which log lines are written.
+//! - [`isolate`]: panics in template and provider code caught per ExternalSecret, never printed.
 
 pub mod api;
 pub mod binding;
 pub mod controller;
 pub mod frontend;
+pub mod isolate;
 pub mod logging;
 pub mod manifest;
 pub mod problem;

@@ -62,6 +62,7 @@ fn normalize_env() {
 }
 
 fn main() {
+    extsecret::isolate::install_panic_hook();
     normalize_env();
     if std::env::args().nth(1).as_deref() == Some("controller") {
         limit_malloc_arenas();

@@ -11,6 +11,10 @@ use crate::resolve::{self, stores::Catalog, ParsedExternalSecret};
 use crate::settings::Settings;
 use crate::template::apply::TemplateSources;
 
+/// Time past `--timeout` after which a run that has still not returned is cut (a backstop: the
+/// deadlines inside [`resolve`] end every provider call and assembly by `--timeout`).
+pub const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What happens to each input document.
 enum Role {
     ExternalSecret(usize),
@@ -156,8 +160,10 @@ pub async fn render_documents_indexed(
     let sources = std::sync::Arc::new(template_sources(&docs, settings));
     let ess = std::sync::Arc::new(ess);
     let progress = resolve::Progress::default();
-    let resolved = match tokio::time::timeout(settings.timeout, resolve::resolve(ess.clone(), &catalog, sources, settings, &progress)).await
-    {
+    // Each store's calls and each ExternalSecret's assembly end by `settings.timeout` inside
+    // `resolve`, each failing on its own and naming the slow store; this outer bound is a backstop.
+    let backstop = settings.timeout + BACKSTOP_GRACE;
+    let resolved = match tokio::time::timeout(backstop, resolve::resolve(ess.clone(), &catalog, sources, settings, &progress)).await {
         Ok(r) => r,
         Err(_) => {
             let mut p = Problems(progress.take_early());

@@ -45,10 +45,10 @@ pub struct ReadArgs {
     /// Warn about unknown fields instead of failing
     #[arg(long, env = "EXTSECRET_LENIENT", value_parser = clap::builder::BoolishValueParser::new())]
     pub lenient: bool,
-    /// Provider calls in flight at once
+    /// Provider calls in flight at once, per store (a store that hangs holds no other store's calls)
     #[arg(long, env = "EXTSECRET_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// Deadline for the provider reads of a run (a render, or a controller's refresh wave): `45s`, `2m`, or seconds
+    /// Deadline of a run (a render, renderer included, or a controller's refresh wave); each store's provider calls end by 90% of it: `45s`, `2m`, or seconds
     #[arg(long, env = "EXTSECRET_TIMEOUT", default_value = "45s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Do not use BatchGetSecretValue (one GetSecretValue per secret)

@@ -1072,3 +1072,33 @@ fn trace_logging_never_shows_the_sdk_or_http_stack() {
     assert_no_values(&err, &["AKIDLOGCANARY", "log-canary-value", "Credential=", "authorization"]);
     assert!(err.lines().filter(|l| !l.contains("EXTSECRET_LOG: ignored")).all(|l| !l.contains("aws_") && !l.contains("hyper")), "{err}");
 }
+
+#[test]
+fn a_batch_failing_as_a_whole_blames_only_the_secret_that_caused_it() {
+    // A secret created without a value has no AWSCURRENT version: moto then fails the whole
+    // BatchGetSecretValue call (ResourceNotFoundException); only that secret may be blamed.
+    let p = unique("culprit");
+    let values = [format!("good-one-{p}"), format!("good-two-{p}")];
+    seed(vec![
+        create(&format!("{p}/one"), &values[0]),
+        create(&format!("{p}/two"), &values[1]),
+        json!({"method": "create_secret", "args": {"Name": format!("{p}/novalue")}}),
+    ]);
+    let docs = [
+        store(),
+        es("good", json!({"data": [data("one", json!({"key": format!("{p}/one")})), data("two", json!({"key": format!("{p}/two")}))]})),
+        es("bad", json!({"data": [data("x", json!({"key": format!("{p}/novalue")}))]})),
+    ];
+    let (out, input) = render(&docs, &[]);
+    let err = common::failed(&out);
+    let errs = errors(&err);
+    assert_eq!(errs.len(), 1, "{err}");
+    assert!(
+        errs[0]
+            .starts_with(&format!("error: {}: document 2: ExternalSecret {NS}/bad: spec.data[0].remoteRef.key: [NotFound] ", input.path())),
+        "{err}"
+    );
+    assert!(errs[0].contains(&format!("`{p}/novalue`")), "{err}");
+    assert!(!err.contains(&format!("{NS}/good")), "a key of the failed batch was blamed with it:\n{err}");
+    assert_no_values(&err, &[&values[0], &values[1]]);
+}

@@ -745,3 +745,130 @@ async fn azure_service_account_ref_presents_a_token_request_token() {
     assert_eq!((tokens[0]["client_id"].as_str(), tokens[0]["token_kind"].as_str()), (Some("sa-client"), Some("client_assertion")));
     assert!(!ctl.log().contains("from-a-service-account-token"));
 }
+
+/// Notes of the events of `reason` about the ExternalSecret `name`.
+async fn event_notes(c: &Cluster, name: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.client.clone(), &c.ns);
+    let list = events.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+    list.into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_template_that_runs_long_fails_alone_and_holds_no_other_external_secret_back() {
+    let c = cluster("long-template").await;
+    c.apply(fake_store("store", &[("/k", "plain-value-long-tpl")])).await;
+    // Nested loops of 3,000 × 3,000 × 3,000 in handlebars (no iteration budget there).
+    let bomb_template = r#"{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}x{{/each}}{{/each}}{{/each}}"#;
+    let mut bomb =
+        external_secret("bomb", "store", json!({"name": "bomb", "template": {"data": {"k": bomb_template}}}), &[("v", "/k", None)], "1h");
+    bomb["metadata"]["annotations"] = json!({"extsecret.io/template-engine": "handlebars"});
+    c.apply(bomb).await;
+    c.apply(external_secret("plain", "store", json!({"name": "plain"}), &[("v", "/k", None)], "1h")).await;
+    // Both exist before the controller starts: they are resolved in one wave.
+    let started = Instant::now();
+    let ctl = c.controller("ctl", &["--timeout", "6s"], &[]);
+    let s = eventually(20, "the plain Secret", || async { c.secret("plain").await }).await;
+    assert_eq!(data(&s)["v"], "plain-value-long-tpl");
+    assert!(started.elapsed() < Duration::from_millis(4500), "held back by another ExternalSecret's template: {:?}", started.elapsed());
+    let r = eventually(30, "the bomb's Ready=False", || async {
+        c.external_secret("bomb").await.as_ref().and_then(ready).filter(|r| r.0 == "False")
+    })
+    .await;
+    assert_eq!(r.1, "SecretSyncedError");
+    assert!(c.secret("bomb").await.is_none());
+    let notes = eventually(10, "the bomb's Warning event", || async {
+        Some(event_notes(&c, "bomb", "UpdateFailed").await).filter(|n| !n.is_empty())
+    })
+    .await;
+    assert!(notes[0].contains(&format!("ExternalSecret {}/bomb: spec", c.ns)), "{notes:?}");
+    assert!(event_notes(&c, "plain", "UpdateFailed").await.is_empty(), "the plain ExternalSecret was failed with the bomb");
+    let ready_plain = c.external_secret("plain").await.as_ref().and_then(ready).unwrap();
+    assert_eq!(ready_plain.0, "True");
+    assert!(!ctl.log().contains("plain-value-long-tpl"), "a value reached the log");
+}
+
+#[tokio::test]
+async fn a_store_that_never_answers_fails_only_its_own_external_secrets_and_is_named() {
+    let c = cluster("slow-store").await;
+    let port = common::silent_port();
+    c.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "az"},
+        "stringData": {"id": "2d3c8a1e-1111-4222-8333-444455556666", "secret": "client-secret-slow"}}))
+        .await;
+    c.apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore", "metadata": {"name": "slow"},
+        "spec": {"provider": {"azurekv": {"vaultUrl": format!("https://127.0.0.1:{port}"), "tenantId": "72f988bf-0000-4000-8000-00000000000a",
+            "authSecretRef": {"clientId": {"name": "az", "key": "id"}, "clientSecret": {"name": "az", "key": "secret"}}}}}}))
+    .await;
+    c.apply(fake_store("fast", &[("/k", "fast-value-slow-store")])).await;
+    c.apply(external_secret("hangs", "slow", json!({"name": "hangs"}), &[("v", "db", None)], "1h")).await;
+    c.apply(external_secret("quick", "fast", json!({"name": "quick"}), &[("v", "/k", None)], "1h")).await;
+    // Token requests go to the same silent endpoint.
+    let authority = format!("https://127.0.0.1:{port}");
+    let ctl = c.controller("ctl", &["--timeout", "4s"], &[("AZURE_AUTHORITY_HOST", &authority)]);
+    let s = eventually(20, "the healthy store's Secret", || async { c.secret("quick").await }).await;
+    assert_eq!(data(&s)["v"], "fast-value-slow-store");
+    let r = eventually(30, "Ready=False for the slow store's ExternalSecret", || async {
+        c.external_secret("hangs").await.as_ref().and_then(ready).filter(|r| r.0 == "False")
+    })
+    .await;
+    assert_eq!((r.1.as_str(), r.2.as_str()), ("SecretSyncedError", "could not get secret data from provider"));
+    let notes =
+        eventually(10, "the Warning event", || async { Some(event_notes(&c, "hangs", "UpdateFailed").await).filter(|n| !n.is_empty()) })
+            .await;
+    assert!(notes[0].contains(&format!("SecretStore {}/slow (host 127.0.0.1:{port}) did not answer", c.ns)), "{notes:?}");
+    assert!(event_notes(&c, "quick", "UpdateFailed").await.is_empty(), "the healthy store's ExternalSecret was failed with the slow one");
+    assert_eq!(c.external_secret("quick").await.as_ref().and_then(ready).unwrap().0, "True");
+    assert!(!ctl.log().contains("fast-value-slow-store") && !ctl.log().contains("client-secret-slow"), "a value reached the log");
+}
+
+#[tokio::test]
+async fn a_find_that_shrinks_removes_the_vanished_keys_and_names_them() {
+    let c = cluster("find-shrinks").await;
+    let _ctl = c.controller("ctl", &[], &[]);
+    c.apply(fake_store("store", &[("/app/a", "va"), ("/app/b", "vb"), ("/other", "vo")])).await;
+    c.apply(json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "es"},
+        "spec": {"refreshInterval": "1h", "secretStoreRef": {"name": "store", "kind": "SecretStore"}, "target": {"name": "out"},
+                 "dataFrom": [{"find": {"path": "/app/", "name": {"regexp": "."}}, "rewrite": [{"regexp": {"source": "^/app/", "target": ""}}]}]},
+    }))
+    .await;
+    let s = eventually(20, "the Secret", || async { c.secret("out").await.filter(|s| data(s).len() == 2) }).await;
+    assert_eq!(data(&s), BTreeMap::from([("a".into(), "va".into()), ("b".into(), "vb".into())]));
+
+    // `b` vanishes (a store change refreshes at once): removed, and said so in a Normal event.
+    c.apply(fake_store("store", &[("/app/a", "va"), ("/other", "vo")])).await;
+    let s = eventually(15, "`b` to be removed", || async { c.secret("out").await.filter(|s| !data(s).contains_key("b")) }).await;
+    assert_eq!(data(&s), BTreeMap::from([("a".into(), "va".into())]));
+    let notes = eventually(10, "the Updated event naming `b`", || async {
+        Some(event_notes(&c, "es", "Updated").await).filter(|n| n.iter().any(|n| n.contains("`b`")))
+    })
+    .await;
+    assert!(notes.iter().any(|n| n == "secret updated; removed keys the ExternalSecret no longer produces: `b`"), "{notes:?}");
+
+    // Shrinking to nothing stays an error: the Secret is left as it is.
+    c.apply(fake_store("store", &[("/other", "vo")])).await;
+    eventually(15, "Ready=False", || async { c.external_secret("es").await.as_ref().and_then(ready).filter(|r| r.0 == "False") }).await;
+    assert_eq!(data(&c.secret("out").await.unwrap()), BTreeMap::from([("a".into(), "va".into())]));
+}
+
+#[tokio::test]
+async fn stores_of_different_controller_classes_are_reported_by_the_default_controller() {
+    let c = cluster("mixed-classes").await;
+    let _ctl = c.controller("ctl", &[], &[]);
+    let mut theirs = fake_store("eso-store", &[("/k", "v")]);
+    theirs["spec"]["controller"] = json!("eso");
+    c.apply(theirs).await;
+    c.apply(fake_store("our-store", &[("/k", "v")])).await;
+    let mut es = external_secret("mixed", "our-store", json!({"name": "mixed"}), &[("a", "/k", None), ("b", "/k", None)], "1h");
+    es["spec"]["data"][1]["sourceRef"] = json!({"storeRef": {"name": "eso-store", "kind": "SecretStore"}});
+    c.apply(es).await;
+    let r = eventually(20, "Ready=False", || async { c.external_secret("mixed").await.as_ref().and_then(ready) }).await;
+    assert_eq!((r.0.as_str(), r.1.as_str()), ("False", "SecretSyncedError"));
+    let notes =
+        eventually(10, "the Warning event", || async { Some(event_notes(&c, "mixed", "UpdateFailed").await).filter(|n| !n.is_empty()) })
+            .await;
+    assert!(notes[0].contains("its stores belong to different controller classes (`default`, `eso`)"), "{notes:?}");
+    assert!(c.secret("mixed").await.is_none());
+}

@@ -1252,3 +1252,36 @@ fn kpt_fn_eval_under_argo_cd_refuses_another_namespace() {
     assert!(all.contains("ExternalSecret demo/api: metadata.namespace: namespace `demo` is refused"), "{all}");
     assert!(!all.contains("dG9rLTEyMw=="), "{all}");
 }
+
+#[test]
+fn cmp_timeout_bounds_the_renderer_and_the_reads_together() {
+    // A renderer that takes 3 s, then a store that never answers: with `--timeout 4s` the
+    // command ends near 4 s (renderer included), not 3 s + 4 s.
+    let cmp = Cmp::new();
+    let helm = helm_stand_in(&cmp.root);
+    let slow_helm = cmp.root.join("bin/slow-helm");
+    executable(&slow_helm, &format!("#!/bin/sh\nsleep 3\nexec {} \"$@\"\n", helm.display()));
+    write(&cmp.app, "values-prod.yaml", "replicas: 3\n");
+    let stores = cmp.root.join("aws-stores");
+    write(
+        &stores,
+        "aws.yaml",
+        "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata:\n  name: demo-store\n  namespace: demo\nspec:\n  provider:\n    aws:\n      service: SecretsManager\n      region: us-east-1\n",
+    );
+    let (port, _accepted) = silent_server();
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &slow_helm)
+        .env("PARAM_RENDERER", "helm")
+        .env("PARAM_HELM_VALUE_FILES_0", "values-prod.yaml")
+        .env("EXTSECRET_TIMEOUT", "4s")
+        .env("EXTSECRET_STORES", &stores)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1");
+    let started = Instant::now();
+    let err = failed(&run(c, None));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(5500), "took {took:?}: --timeout must bound renderer and reads together\n{err}");
+    assert!(err.contains(&format!("SecretStore demo/demo-store (host 127.0.0.1:{port}) did not answer")), "{err}");
+}

@@ -480,7 +480,13 @@ fn the_overall_deadline_fails_the_render_in_time() {
     let start = std::time::Instant::now();
     let err = failed(&run(c, Some(input.as_bytes())));
     assert!(start.elapsed() < std::time::Duration::from_secs(15), "took {:?}", start.elapsed());
-    assert!(err.contains("deadline of 2s exceeded while reading from providers; nothing was rendered"), "{err}");
+    // The run fails as a whole, naming the store that did not answer and its host.
+    assert!(
+        err.contains(&format!(
+            "ExternalSecret team-a/es: spec.data[0].remoteRef.key: [Timeout] SecretStore team-a/aws (host 127.0.0.1:{port}) did not answer: deadline of 2s exceeded while reading from providers"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -565,7 +571,10 @@ fn a_deadline_still_reports_the_stores_that_could_not_be_built() {
     let mut c = extsecret(&["render", "--timeout", "2s", "--credentials", creds.to_str().unwrap()]);
     c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
     let err = failed(&run(c, Some(input.as_bytes())));
-    assert!(err.contains("SecretStore team-a/azure: [Config] authSecretRef.clientCertificate: no CERTIFICATE block"), "{err}");
+    assert!(
+        err.contains("spec.data[1].remoteRef.key: [Config] authSecretRef.clientCertificate: no CERTIFICATE block (SecretStore team-a/azure is unusable)"),
+        "{err}"
+    );
     assert!(err.contains("deadline of 2s exceeded"), "{err}");
 }
 

@@ -59,7 +59,16 @@ pub enum ReconcileError {
 /// Reconciles one ExternalSecret. Errors are value-free.
 pub async fn reconcile(obj: Arc<ExternalSecretObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_inner(&obj, &ctx).await;
+    // A panic anywhere in this ExternalSecret's reconcile is its own failure (status and event),
+    // never the process's: the message is withheld (it may quote data), the place is kept.
+    let result = match crate::isolate::catch_future("controller", reconcile_inner(&obj, &ctx)).await {
+        Ok(r) => r,
+        Err(panicked) => {
+            let details = format!("ExternalSecret {}/{}: {panicked}", obj.namespace().unwrap_or_default(), obj.name_any());
+            ctx.fail(&obj, "internal error", details.clone(), OffsetDateTime::now_utc()).await?;
+            Err(ReconcileError::Sync(details))
+        }
+    };
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     let uid = obj.uid().unwrap_or_default();
     if let Ok(mut f) = ctx.failures.lock() {
@@ -314,13 +323,23 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
                 return Err(ReconcileError::Api(details));
             }
             let (reason, note) = if create { ("Created", "secret created") } else { ("Updated", "secret updated") };
-            ctx.event(obj, false, reason, note.into()).await;
+            ctx.event(obj, false, reason, removal_note(note, &remove_keys)).await;
             tracing::info!("ExternalSecret {ns}/{name}: Secret {target_name} {}", if create { "created" } else { "updated" });
             ctx.set_status(obj, &synced, now).await?;
             remember(ctx);
         }
     }
     Ok(requeue(now))
+}
+
+/// The note of a write event; keys removed (no longer produced, e.g. a `find` whose match set
+/// shrank) are named, never silently dropped. Key names only, never values.
+fn removal_note(note: &str, removed: &[String]) -> String {
+    if removed.is_empty() {
+        return note.to_string();
+    }
+    let keys = removed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    format!("{note}; removed keys the ExternalSecret no longer produces: {keys}")
 }
 
 /// ESO's `isSecretValid`: the Secret exists, carries the managed label, and its data still has

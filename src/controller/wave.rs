@@ -2,7 +2,9 @@
 //! each remote secret is read once per wave (deduplicated, batched with BatchGetSecretValue) however
 //! many ExternalSecrets use it. A wave reads its stores, their credential Secrets and the
 //! `templateFrom` sources fresh from the API server (one GET each per wave), then runs the same
-//! resolution as a render ([`crate::resolve::resolve_each`]).
+//! resolution as a render ([`crate::resolve::resolve_streaming`]). Each ExternalSecret is answered
+//! as soon as its own result is known: a store that does not answer or a long template fails or
+//! delays only the ExternalSecrets that use it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -98,6 +100,31 @@ pub fn class_matches(store_class: &str, ours: &str) -> bool {
         store_class.is_empty() || store_class == "default"
     } else {
         store_class == ours
+    }
+}
+
+/// How the controller classes of an ExternalSecret's stores fall for this controller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Classes {
+    /// Every store is this controller's.
+    Ours,
+    /// Every store belongs to one other class: that controller's work, left alone.
+    Other(String),
+    /// Stores of different classes: no controller can serve it. The default-class controller
+    /// reports it (status and event); controllers of other classes leave it alone.
+    Mixed(Vec<String>),
+}
+
+/// Sorts the classes of an ExternalSecret's stores (`""` and `default` are one class).
+pub fn split_classes(store_classes: &[String], ours: &str) -> Classes {
+    let named = |c: &str| if c.is_empty() { "default".to_string() } else { c.to_string() };
+    let distinct: BTreeSet<String> = store_classes.iter().map(|c| named(c)).collect();
+    match (distinct.len(), store_classes.iter().find(|c| !class_matches(c, ours))) {
+        (0 | 1, None) => Classes::Ours,
+        (0 | 1, Some(c)) => Classes::Other(c.clone()),
+        _ if ours == "default" => Classes::Mixed(distinct.into_iter().collect()),
+        (_, Some(c)) => Classes::Other(c.clone()),
+        (_, None) => Classes::Ours,
     }
 }
 
@@ -212,13 +239,22 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         let refs = store_refs(&r.es);
         // A missing store counts as unclassed: the default-class controller reports it, others
         // leave the ExternalSecret alone.
-        let foreign =
-            refs.iter().map(|k| stores.get(k).map(class_of).unwrap_or_default()).find(|c| !class_matches(c, &config.controller_class));
-        if let Some(class) = foreign {
-            answers.push(Some(WaveResult::OtherClass(class)));
-            continue;
-        }
+        let classes: Vec<String> = refs.iter().map(|k| stores.get(k).map(class_of).unwrap_or_default()).collect();
         let mut problems = Problems::default();
+        match split_classes(&classes, &config.controller_class) {
+            Classes::Ours => {}
+            Classes::Other(class) => {
+                answers.push(Some(WaveResult::OtherClass(class)));
+                continue;
+            }
+            Classes::Mixed(all) => problems.push(
+                Problem::new(format!(
+                    "its stores belong to different controller classes ({}): no controller serves it (each serves one class, --controller-class); use stores of one class",
+                    all.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .object(r.es.object()),
+            ),
+        }
         for (kind, ns, name) in refs.iter().filter(|k| !stores.contains_key(*k)) {
             let place = ns.as_deref().map(|n| format!(" in namespace `{n}`")).unwrap_or_default();
             problems.push(Problem::new(format!("{} `{name}` not found{place}", kind.as_str())).object(r.es.object()));
@@ -260,40 +296,40 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
     }
     let sources = Arc::new(crate::render::template_sources(&docs, settings));
 
-    // 5. Resolve everything at once, under the deadline.
-    let count = to_resolve.len();
+    // 5. Resolve everything at once; each ExternalSecret is answered as soon as its result is
+    // known (a slow store or a long template holds back no other ExternalSecret of the wave).
+    let batch_len = batch.len();
+    let mut pending = Vec::with_capacity(to_resolve.len());
+    for (r, answer) in batch.into_iter().zip(answers) {
+        match answer {
+            Some(a) => {
+                let _ = r.reply.send(a);
+            }
+            None => pending.push(Some(r.reply)),
+        }
+    }
     let progress = crate::resolve::Progress::default();
-    let resolved = if count == 0 {
-        Ok(Vec::new())
-    } else {
-        let run = crate::resolve::resolve_each(Arc::new(to_resolve), &catalog, sources, settings, &progress);
-        match tokio::time::timeout(settings.timeout, run).await {
-            Ok(r) => r,
-            Err(_) => {
-                let mut p = Problems(progress.take_early());
-                p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
-                Err(p)
+    if !to_resolve.is_empty() {
+        let run = crate::resolve::resolve_streaming(Arc::new(to_resolve), &catalog, sources, settings, &progress, |i, result| {
+            if let Some(reply) = pending.get_mut(i).and_then(Option::take) {
+                let _ = reply.send(match result {
+                    Ok(secret) => WaveResult::Rendered(secret),
+                    Err(p) => WaveResult::Failed(p),
+                });
+            }
+        });
+        // Each store's calls and each ExternalSecret's assembly end by `settings.timeout` on their
+        // own inside the run; this outer bound is a backstop.
+        if tokio::time::timeout(settings.timeout + crate::render::BACKSTOP_GRACE, run).await.is_err() {
+            let mut p = Problems(progress.take_early());
+            p.push(Problem::new(format!("deadline of {}s exceeded while reading from providers", settings.timeout.as_secs_f32())));
+            for reply in pending.iter_mut().filter_map(Option::take) {
+                let _ = reply.send(WaveResult::Failed(Problems(p.0.clone())));
             }
         }
-    };
-    if let Some(f) = &config.on_wave {
-        f(batch.len(), progress.reads.load(std::sync::atomic::Ordering::Relaxed));
     }
-    let mut results = match resolved {
-        Ok(r) => r.into_iter().map(Some).collect::<Vec<_>>(),
-        Err(p) => (0..count).map(|_| Some(Err(Problems(p.0.clone())))).collect(),
-    };
-    let mut next = results.iter_mut();
-    for (r, answer) in batch.into_iter().zip(answers) {
-        let result = match answer {
-            Some(a) => a,
-            None => match next.next().and_then(Option::take) {
-                Some(Ok(secret)) => WaveResult::Rendered(secret),
-                Some(Err(p)) => WaveResult::Failed(p),
-                None => WaveResult::Failed(Problem::new("internal error: no result").into()),
-            },
-        };
-        let _ = r.reply.send(result);
+    if let Some(f) = &config.on_wave {
+        f(batch_len, progress.reads.load(std::sync::atomic::Ordering::Relaxed));
     }
 }
 
@@ -349,5 +385,15 @@ mod tests {
         assert!(class_matches("extsecret", "extsecret"));
         assert!(!class_matches("", "extsecret"));
         assert!(!class_matches("default", "extsecret"));
+    }
+
+    #[test]
+    fn stores_of_different_classes_are_the_default_controllers_to_report() {
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(split_classes(&c(&["", "default"]), "default"), Classes::Ours);
+        assert_eq!(split_classes(&c(&["eso"]), "default"), Classes::Other("eso".into()));
+        assert_eq!(split_classes(&c(&["", "eso"]), "default"), Classes::Mixed(vec!["default".into(), "eso".into()]));
+        assert_eq!(split_classes(&c(&["", "eso"]), "eso"), Classes::Other("".into()));
+        assert_eq!(split_classes(&c(&["eso", "eso"]), "eso"), Classes::Ours);
     }
 }

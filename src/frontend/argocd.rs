@@ -120,11 +120,15 @@ pub fn unknown_parameters(names: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// `argocd generate`: returns the exit code.
+///
+/// `--timeout` bounds the whole command: the renderer gets it all, the provider reads and
+/// assembly what the renderer left (so the command stays under Argo CD's 60 s with the default).
 pub async fn generate(args: GenerateArgs) -> i32 {
+    let started = std::time::Instant::now();
     let settings = args.operator.settings();
     let env = |k: &str| std::env::var(k).ok();
     let result = async {
-        let settings = super::bind(settings.clone(), &args.operator, true)?;
+        let mut settings = super::bind(settings.clone(), &args.operator, true)?;
         let confinement = confinement(&args.source_dir, &env)?;
         let unknown = unknown_parameters(std::env::vars().map(|(k, _)| k));
         if !unknown.is_empty() {
@@ -164,6 +168,15 @@ pub async fn generate(args: GenerateArgs) -> i32 {
                 run_renderer(&argv, "helm", settings.timeout).await?
             }
         };
+        let left = settings.timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(Problem::new(format!(
+                "deadline of {}s (--timeout) passed before any provider was read",
+                settings.timeout.as_secs_f32()
+            ))
+            .into());
+        }
+        settings.timeout = left;
         let out = super::render_with_settings(docs, &settings).await?;
         super::check_not_empty(&out, &settings)?;
         Ok::<_, Problems>(out)

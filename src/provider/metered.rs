@@ -115,7 +115,10 @@ mod tests {
         }
     }
 
-    fn recorder() -> (CallObserver, Arc<Mutex<Vec<(&'static str, &'static str, bool)>>>) {
+    /// Calls seen: (provider, call, success).
+    type Calls = Arc<Mutex<Vec<(&'static str, &'static str, bool)>>>;
+
+    fn recorder() -> (CallObserver, Calls) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let sink = calls.clone();
         (Arc::new(move |p, c, ok| sink.lock().unwrap().push((p, c, ok))), calls)

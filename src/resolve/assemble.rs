@@ -21,6 +21,15 @@ pub(super) enum Planned {
     Find { index: usize, store: StoreKey, find: FindKey },
 }
 
+impl Planned {
+    /// The store this source is read from.
+    pub(super) fn store(&self) -> &StoreKey {
+        match self {
+            Planned::Data { store, .. } | Planned::Extract { store, .. } | Planned::Find { store, .. } => store,
+        }
+    }
+}
+
 pub(super) fn remote_key(r: &RemoteRef) -> RemoteKey {
     RemoteKey {
         key: r.key.clone(),
@@ -30,27 +39,40 @@ pub(super) fn remote_key(r: &RemoteRef) -> RemoteKey {
 }
 
 /// `key` as the store's provider spells it for deduplication.
-pub(super) fn canonical(clients: &BTreeMap<StoreKey, Arc<dyn Provider>>, store: &StoreKey, key: &RemoteKey) -> RemoteKey {
-    match clients.get(store) {
+pub(super) fn canonical(client: Option<&Arc<dyn Provider>>, key: &RemoteKey) -> RemoteKey {
+    match client {
         Some(c) => RemoteKey { key: c.canonical_key(&key.key), ..key.clone() },
         None => key.clone(),
     }
 }
 
+/// What the fetch phase learnt from one store: its client (or why it could not be built), its
+/// finds and its reads.
+#[derive(Default)]
+pub(super) struct StoreData {
+    pub(super) client: Option<Arc<dyn Provider>>,
+    pub(super) broken: Option<ProviderError>,
+    pub(super) found: HashMap<FindKey, Result<Vec<String>, ProviderError>>,
+    pub(super) fetched: HashMap<RemoteKey, ReadResult>,
+}
+
+/// What an ExternalSecret is assembled from: the stores done so far and the template sources.
 pub(super) struct Assembly {
-    pub(super) clients: BTreeMap<StoreKey, Arc<dyn Provider>>,
     pub(super) sources: Arc<crate::template::apply::TemplateSources>,
-    pub(super) fetched: HashMap<(StoreKey, RemoteKey), ReadResult>,
-    pub(super) found: HashMap<(StoreKey, FindKey), Result<Vec<String>, ProviderError>>,
-    pub(super) broken: HashMap<StoreKey, ProviderError>,
+    pub(super) stores: BTreeMap<StoreKey, Arc<StoreData>>,
 }
 
 impl Assembly {
+    fn client(&self, store: &StoreKey) -> Option<&Arc<dyn Provider>> {
+        self.stores.get(store).and_then(|d| d.client.as_ref())
+    }
+
     fn read(&self, store: &StoreKey, key: &RemoteKey) -> Result<&SecretValue, String> {
-        if let Some(e) = self.broken.get(store) {
+        let Some(d) = self.stores.get(store) else { return Err(format!("secret {key} was not read ({store})")) };
+        if let Some(e) = &d.broken {
             return Err(format!("{e} ({store} is unusable)"));
         }
-        match self.fetched.get(&(store.clone(), canonical(&self.clients, store, key))) {
+        match d.fetched.get(&canonical(d.client.as_ref(), key)) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(format!("{e} ({store})")),
             None => Err(format!("secret {key} was not read ({store})")),
@@ -59,7 +81,7 @@ impl Assembly {
 
     /// The store's `property` lookup order (ESO's differs per provider).
     fn order(&self, store: &StoreKey) -> DotOrder {
-        self.clients.get(store).map_or(DotOrder::LiteralFirst, |c| c.property_order())
+        self.client(store).map_or(DotOrder::LiteralFirst, |c| c.property_order())
     }
 
     pub(super) fn assemble(&self, es: &ParsedExternalSecret, plan: Vec<Planned>) -> Result<RenderedSecret, Problems> {
@@ -71,7 +93,7 @@ impl Assembly {
                     let field = format!("spec.dataFrom[{index}].extract");
                     let entry = &es.spec.data_from[index];
                     let e = entry.extract.as_ref().expect("planned extract");
-                    let checked = self.clients.get(&store).map_or(Ok(()), |c| c.check_extract(&key.key));
+                    let checked = self.client(&store).map_or(Ok(()), |c| c.check_extract(&key.key));
                     let result = checked.and_then(|_| self.read(&store, &key)).and_then(|payload| {
                         let payload = match &e.property {
                             Some(p) => value::select_property(payload.as_bytes(), p, self.order(&store))
@@ -105,7 +127,8 @@ impl Assembly {
                     let field = format!("spec.dataFrom[{index}].find");
                     let entry = &es.spec.data_from[index];
                     let f = entry.find.as_ref().expect("planned find");
-                    let names = match (self.broken.get(&store), self.found.get(&(store.clone(), find))) {
+                    let done = self.stores.get(&store);
+                    let names = match (done.and_then(|d| d.broken.as_ref()), done.and_then(|d| d.found.get(&find))) {
                         (Some(e), _) => Err(format!("{e} ({store} is unusable)")),
                         (None, Some(Ok(names))) => Ok(names.clone()),
                         (None, Some(Err(e))) => Err(format!("{e} ({store})")),

@@ -98,6 +98,20 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A port on 127.0.0.1 that accepts connections (up to 64) and never answers: a provider or
+/// renderer endpoint that hangs.
+pub fn silent_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(64) {
+            held.push(s);
+        }
+    });
+    port
+}
+
 /// A running moto server, shared by the tests of one test binary (tests isolate themselves by
 /// using their own secret names).
 pub struct Moto {
