@@ -369,6 +369,35 @@ fn classify(code: &str, message: &str, what: &str) -> ProviderError {
     ProviderError::new(class, format!("{what}: {code}: {message}"))
 }
 
+/// AWS: the SDK's default chain (no `auth`) is the process's identity; `auth.secretRef` and
+/// `auth.jwt` are the store's own. Endpoints are AWS's own, chosen by region (the SDK refuses a
+/// region that is not a host label, so no store can point them elsewhere); `AWS_ENDPOINT_URL` is
+/// the operator's.
+impl super::credential_use::CredentialUse for AwsProvider {
+    fn provider_key(&self) -> &'static str {
+        "aws"
+    }
+
+    fn identity(&self) -> super::credential_use::Identity {
+        match &self.auth {
+            Some(a) if a.secret_ref.is_some() || a.jwt.is_some() => super::credential_use::Identity::Named,
+            _ => super::credential_use::Identity::Process("the AWS default credential chain (no spec.provider.aws.auth)".into()),
+        }
+    }
+
+    fn own_credentials_hint(&self) -> &'static str {
+        "spec.provider.aws.auth.secretRef, or auth.jwt with a ServiceAccount of its namespace"
+    }
+
+    fn assumed_roles(&self) -> Vec<String> {
+        self.additional_roles.iter().chain(self.role.iter()).filter(|r| !r.is_empty()).cloned().collect()
+    }
+
+    fn credential_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
+        Ok(Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
