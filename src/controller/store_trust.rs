@@ -20,7 +20,7 @@ pub fn refusal(store: &DynamicObject, kind: StoreRefKind, settings: &Settings, c
     let mut catalog = Catalog::default();
     catalog.add_store(&objects::document(value), eso_kind, settings).ok()?;
     let store = catalog.stores().next()?;
-    crate::resolve::trust::check(store, settings).err().map(|why| format!("{}: {why}", store.key))
+    crate::resolve::trust::check(store, settings).err().map(|why| format!("{}: [Refused] {why}", store.key))
 }
 
 /// Logs a refusal of `store` (a warning: its ExternalSecrets will get Ready=False).

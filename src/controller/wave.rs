@@ -166,7 +166,7 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         let Some(store) = catalog.stores().find(|s| s.key == store_key).cloned() else { continue };
         // Refused stores are reported before any credential is read or token requested.
         if let Err(why) = crate::resolve::trust::check(&store, settings) {
-            store_problems.insert(key.clone(), Problem::new(why).object(store_key.to_string()).into());
+            store_problems.insert(key.clone(), Problem::new(format!("[Refused] {why}")).object(store_key.to_string()).into());
             refused.insert(key.clone());
             continue;
         }

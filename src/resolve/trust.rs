@@ -176,30 +176,41 @@ pub fn check(store: &Store, settings: &Settings) -> Result<(), String> {
         check_namespaced(store.key.namespace.as_deref().unwrap_or(""), &what, &usage.assumed_roles(), hint, policy)?;
     } else if !policy.input_stores {
         return Err(format!(
-            "refused: this SecretStore comes from the rendered input and would authenticate with this process's own identity ({what}); \
+            "this SecretStore comes from the rendered input and would authenticate with this process's own identity ({what}); \
              the operator allows that with --trust-input-stores / EXTSECRET_TRUST_INPUT_STORES=true (set it if you wrote this input yourself), \
              or give the store credentials of its own ({hint})"
         ));
     }
     let key = usage.provider_key();
+    let mut refusals = Vec::new();
     for e in usage.credential_endpoints()? {
-        let host = https_host_for(&e.field, &e.url)?;
+        let host = match https_host_for(&e.field, &e.url) {
+            Ok(h) => h,
+            Err(m) => {
+                refusals.push(m);
+                continue;
+            }
+        };
         let allowed = policy.allowed_hosts.iter().any(|a| a.provider == key && a.host.matches(&host));
         if !allowed && !credential_use::is_well_known(&host, e.well_known) {
             let known = if e.well_known.is_empty() { "none for this cloud".to_string() } else { e.well_known.join(", ") };
-            return Err(format!(
-                "refused: {} names host `{host}`, which would receive this process's own identity ({what}), and it is neither a \
+            refusals.push(format!(
+                "{} names host `{host}`, which would receive this process's own identity ({what}), and it is neither a \
                  well-known {key} host ({known}) nor allowed by --allowed-hosts / EXTSECRET_ALLOWED_HOSTS (the operator may add `{key}={host}`)",
                 e.field
             ));
         }
     }
-    Ok(())
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals.join("; "))
+    }
 }
 
 fn https_host_for(field: &str, url: &str) -> Result<String, String> {
     credential_use::https_host(url)
-        .map_err(|m| format!("refused: {field}: {m}; this process's own identity goes only to https URLs without user information"))
+        .map_err(|m| format!("{field}: {m}; this process's own identity goes only to https URLs without user information"))
 }
 
 /// A namespaced SecretStore in the cluster using the controller's identity: its namespace must be
@@ -209,7 +220,7 @@ fn check_namespaced(ns: &str, what: &str, roles: &[String], hint: &str, policy: 
     let denied_role = |a: &AssumableRoles| roles.iter().find(|r| !a.allows(ns, r)).cloned();
     let role_refusal = |a: &AssumableRoles, role: String| {
         format!(
-            "refused: role `{role}`, assumed with the controller's own identity ({what}), is not allowed for namespace `{ns}` by \
+            "role `{role}`, assumed with the controller's own identity ({what}), is not allowed for namespace `{ns}` by \
              --assumable-roles / EXTSECRET_ASSUMABLE_ROLES ({}); the operator may add it there",
             a.file.display()
         )
@@ -229,7 +240,7 @@ fn check_namespaced(ns: &str, what: &str, roles: &[String], hint: &str, policy: 
     }
     let roles_hint = if roles.is_empty() { "" } else { ", or allow the roles it assumes with --assumable-roles" };
     Err(format!(
-        "refused: this namespaced SecretStore would authenticate with the controller's own identity ({what}), which \
+        "this namespaced SecretStore would authenticate with the controller's own identity ({what}), which \
          --namespaced-stores-identity / EXTSECRET_NAMESPACED_STORES_IDENTITY (now `{}`) does not allow for namespace `{ns}`; the \
          operator may allow the namespace there (`all` is ESO's behaviour){roles_hint}, or give the store credentials of its own ({hint})",
         policy.namespaced_identity
