@@ -969,12 +969,12 @@ fn an_input_store_never_sends_the_process_identity_to_a_host_it_chose() {
 
     // By default a store of the input may not use the process's identity at all.
     let run = render_with(&own, &stores_aimed_at(&evil), &[], &[], &env);
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
     let err = common::failed(&run.out);
     for store in ["SecretStore apps/wi", "SecretStore apps/mi"] {
         let line = errors(&err).into_iter().find(|l| l.contains(store)).unwrap_or_else(|| panic!("{store} refused: {err}"));
         assert!(line.contains("[Refused]") && line.contains("--trust-input-stores"), "{line}");
     }
-    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
 
     // Trusted input still sends the identity only to well-known or allowed hosts.
     let run = render_with(&own, &stores_aimed_at(&evil), &[], &["--trust-input-stores"], &env);
