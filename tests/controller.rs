@@ -791,7 +791,7 @@ async fn namespaced_stores_may_not_use_the_controllers_identity_by_default() {
     c.apply(external_secret("via-aws", "aws", json!({"name": "via-aws"}), &[("v", &key, None)], "1h")).await;
     c.apply(external_secret("via-kv", "kv", json!({"name": "via-kv"}), &[("v", "db", None)], "1h")).await;
 
-    for (es, store) in [("via-aws", "aws"), ("via-kv", "kv")] {
+    for (es, store) in [("via-kv", "kv"), ("via-aws", "aws")] {
         let message = ready_false(&c, es).await;
         assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
         let named = format!("SecretStore {}/{store}: [Refused]", c.ns);
