@@ -381,7 +381,7 @@ impl super::credential_use::CredentialUse for AwsProvider {
     fn identity(&self) -> super::credential_use::Identity {
         match &self.auth {
             Some(a) if a.secret_ref.is_some() || a.jwt.is_some() => super::credential_use::Identity::Named,
-            _ => super::credential_use::Identity::Process("the AWS default credential chain (no spec.provider.aws.auth)".into()),
+            _ => super::credential_use::Identity::Process("the AWS default credential chain: no spec.provider.aws.auth".into()),
         }
     }
 

@@ -132,9 +132,9 @@ impl super::credential_use::CredentialUse for AzureKvProvider {
     fn identity(&self) -> super::credential_use::Identity {
         use super::credential_use::Identity;
         match self.auth_type.as_deref().unwrap_or("") {
-            "ManagedIdentity" => Identity::Process("authType ManagedIdentity (this process's managed identity)".into()),
+            "ManagedIdentity" => Identity::Process("authType ManagedIdentity: this process's managed identity".into()),
             "WorkloadIdentity" if self.service_account_ref.is_none() => {
-                Identity::Process("authType WorkloadIdentity without serviceAccountRef (this process's own federated token)".into())
+                Identity::Process("authType WorkloadIdentity without serviceAccountRef: this process's own federated token".into())
             }
             _ => Identity::Named,
         }
