@@ -800,6 +800,14 @@ async fn namespaced_stores_may_not_use_the_controllers_identity_by_default() {
     }
     assert!(c.secret("via-aws").await.is_none() && c.secret("via-kv").await.is_none());
     assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    // The SecretStore itself says why, as ESO marks an invalid store.
+    let (_, reason, message) = eventually(10, "the SecretStore's Ready=False", || async {
+        let store = c.api("external-secrets.io/v1", "SecretStore").get_opt("kv").await.unwrap()?;
+        ready(&store).filter(|r| r.0 == "False")
+    })
+    .await;
+    assert_eq!(reason, "InvalidProviderConfig");
+    assert!(message.starts_with("[Refused]") && message.contains("--namespaced-stores-identity"), "{message}");
     // At start the controller names each store it will refuse.
     let log = ctl.log();
     for store in ["aws", "kv"] {

@@ -303,7 +303,8 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     // A store change (a new generation) refreshes every ExternalSecret that uses it. The stores'
     // first listing (at start, or after a relist) only records their generations: a restart
     // must not re-read every remote secret.
-    // A store the trust rules refuse is logged when first seen and after each change.
+    // A store the trust rules refuse is logged, and marked on its status, when first seen and
+    // after each change.
     let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>, class: String| {
         // (namespace, name) → the generation last seen.
         type Generations = HashMap<(Option<String>, String), Option<i64>>;
@@ -312,7 +313,7 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             let (name, ns) = (store.name_any(), store.namespace());
             let previous = generations.lock().ok().and_then(|mut g| g.insert((ns.clone(), name.clone()), store.metadata.generation));
             if previous != Some(store.metadata.generation) {
-                store_trust::log_refusal(&store, kind, &ctx.settings, &class);
+                store_trust::review(&store, kind, &ctx.settings, &class, &ctx.client);
             }
             if previous.is_none_or(|p| p == store.metadata.generation) {
                 return Vec::new();
