@@ -142,6 +142,7 @@ pub struct InputTrustArgs {
 }
 
 impl InputTrustArgs {
+    /// The policy of a render front-end (no controller switches).
     pub fn policy(&self) -> TrustPolicy {
         TrustPolicy { input_stores: self.trust_input_stores, allowed_hosts: self.hosts.allowed_hosts.clone(), ..Default::default() }
     }

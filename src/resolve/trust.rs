@@ -40,10 +40,12 @@ impl Glob {
         Ok(Glob { text: text.trim().to_string(), re })
     }
 
+    /// Whether the whole of `s` matches.
     pub fn matches(&self, s: &str) -> bool {
         self.re.is_match(s)
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -96,6 +98,7 @@ impl NamespaceRule {
         }
     }
 
+    /// Whether SecretStores of `namespace` may use the controller's identity.
     pub fn allows(&self, namespace: &str) -> bool {
         match self {
             NamespaceRule::Nothing => false,
