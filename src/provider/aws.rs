@@ -417,7 +417,6 @@ impl super::credential_use::CredentialUse for AwsProvider {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     #[tokio::test]
