@@ -57,6 +57,7 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, Problems> {
             }
         }
     }
+    catalog.mark_operator_stores();
     if !settings.credentials.is_empty() {
         for doc in input::read_inputs(&settings.credentials)? {
             if doc.kind() != "Secret" || doc.api_version() != "v1" {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::api::Strictness;
+use crate::resolve::trust::{self, AllowedHost, AssumableRoles, NamespaceRule, TrustPolicy};
 
 /// Flags shared by every front-end. Path lists in variables are separated by `:` (as KUBECONFIG);
 /// switches take `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
@@ -27,6 +28,8 @@ pub struct OperatorArgs {
     pub no_input_stores: bool,
     #[command(flatten)]
     pub reads: ReadArgs,
+    #[command(flatten)]
+    pub trust: InputTrustArgs,
     /// Accept a render that produces no document at all
     #[arg(long, env = "EXTSECRET_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_empty: bool,
@@ -94,6 +97,8 @@ pub struct Settings {
     /// `--namespace` / `EXTSECRET_NAMESPACE` as set (never `ARGOCD_APP_NAMESPACE`): the namespace
     /// of objects without one in operator files (`--stores`, `--credentials`).
     pub operator_namespace: Option<String>,
+    /// Who may use this process's identity, and where credentials may go.
+    pub trust: TrustPolicy,
 }
 
 impl Default for Settings {
@@ -124,11 +129,67 @@ impl OperatorArgs {
             controller: false,
             application: None,
             operator_namespace: self.namespace.clone().filter(|n| !n.is_empty()),
+            trust: self.trust.policy(),
         };
         self.reads.apply(&mut settings);
         settings
     }
 }
+
+// ---- Trust: who may use this process's own identity, and where credentials may go ----------
+// (src/resolve/trust.rs has the rules; each provider says what its credentials are.)
+
+/// Hosts beyond each provider's well-known ones that may receive this process's credentials.
+#[derive(Args, Clone, Debug, Default)]
+pub struct AllowedHostsArgs {
+    /// Hosts a tenant's store may send this process's own identity to, beyond each provider's well-known hosts: `provider=host-glob` items, comma-separated (`azurekv=127.0.0.1`, `azurekv=*.vault.corp.example`)
+    #[arg(long, env = "EXTSECRET_ALLOWED_HOSTS", value_delimiter = ',', value_name = "PROVIDER=HOST", value_parser = trust::parse_allowed_host)]
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+/// Trust switches of the render front-ends (`render`, Argo CD, KRM function, legacy plugin).
+#[derive(Args, Clone, Debug, Default)]
+pub struct InputTrustArgs {
+    /// Let SecretStores from the rendered input use this process's own identity (AWS default chain, Azure managed/workload identity): set it if you wrote the input yourself
+    #[arg(long, env = "EXTSECRET_TRUST_INPUT_STORES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_input_stores: bool,
+    #[command(flatten)]
+    pub hosts: AllowedHostsArgs,
+}
+
+impl InputTrustArgs {
+    /// The policy of a render front-end (no controller switches).
+    pub fn policy(&self) -> TrustPolicy {
+        TrustPolicy { input_stores: self.trust_input_stores, allowed_hosts: self.hosts.allowed_hosts.clone(), ..Default::default() }
+    }
+}
+
+/// Trust switches of the controller.
+#[derive(Args, Clone, Debug)]
+pub struct ClusterTrustArgs {
+    /// Namespaces whose SecretStores may use the controller's own identity: `none`, `all` (ESO's behaviour), or namespace globs, comma-separated (`team-*,ops`)
+    #[arg(long, env = "EXTSECRET_NAMESPACED_STORES_IDENTITY", default_value = "none", value_delimiter = ',', value_name = "NAMESPACES")]
+    pub namespaced_stores_identity: Vec<String>,
+    /// YAML file mapping namespace globs to the role ARN globs their SecretStores may assume with the controller's own identity (`team-a: ["arn:aws:iam::111122223333:role/team-a-*"]`)
+    #[arg(long, env = "EXTSECRET_ASSUMABLE_ROLES", value_name = "FILE")]
+    pub assumable_roles: Option<PathBuf>,
+    #[command(flatten)]
+    pub hosts: AllowedHostsArgs,
+}
+
+impl ClusterTrustArgs {
+    /// The policy; errors name the flag (a bad `--namespaced-stores-identity`, an unreadable file).
+    pub fn policy(&self) -> Result<TrustPolicy, String> {
+        Ok(TrustPolicy {
+            input_stores: false,
+            allowed_hosts: self.hosts.allowed_hosts.clone(),
+            namespaced_identity: NamespaceRule::parse(&self.namespaced_stores_identity)?,
+            assumable_roles: self.assumable_roles.as_deref().map(AssumableRoles::load).transpose()?,
+        })
+    }
+}
+
+// ---- end of trust ---------------------------------------------------------------------------
 
 /// Parses `45s`, `2m`, `1m30s`, `500ms` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -165,6 +165,8 @@ fn render(docs: &[Value], extra: &[&str]) -> (Output, Input) {
     moto_url();
     let mut c = common::extsecret(&args);
     common::aws_env(&mut c, common::moto());
+    // These stores come from the input and use the environment's keys (the user's own identity).
+    c.env("EXTSECRET_TRUST_INPUT_STORES", "true");
     (common::run(c, None), input)
 }
 
@@ -229,6 +231,7 @@ impl Recorder {
         full.extend_from_slice(args);
         let mut c = common::extsecret(&full);
         c.env("AWS_ENDPOINT_URL", &self.url)
+            .env("EXTSECRET_TRUST_INPUT_STORES", "true")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", "/nonexistent/extsecret-test/config")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/extsecret-test/credentials");

@@ -781,7 +781,8 @@ fn managed_identity_uses_the_app_service_endpoint_with_or_without_identity_id() 
     ];
     let endpoint = kv.identity_endpoint();
     let env = [("IDENTITY_ENDPOINT", endpoint.as_str()), ("IDENTITY_HEADER", "mi-header-secret")];
-    let run = render_with(&kv, &docs, &[], &[], &env);
+    // The user's own identity, for stores of their own input, to a vault host they allow.
+    let run = render_with(&kv, &docs, &[], &["--trust-input-stores", "--allowed-hosts", "azurekv=127.0.0.1"], &env);
     let all = secrets(&run.out);
     assert_eq!(text(&all, "sys"), map(&[("v", "from-managed-identity")]));
     assert_eq!(text(&all, "user"), map(&[("v", "from-managed-identity")]));
@@ -806,7 +807,7 @@ fn workload_identity_exchanges_the_pods_federated_token() {
     let docs =
         [store_named("azure", &kv, json!({"authType": "WorkloadIdentity"})), es("db", json!({"data": [data("v", json!({"key": "db"}))]}))];
     let env = [("AZURE_FEDERATED_TOKEN_FILE", token.to_str().unwrap()), ("AZURE_CLIENT_ID", "wi-client-id"), ("AZURE_TENANT_ID", TENANT)];
-    let run = render_with(&kv, &docs, &[], &[], &env);
+    let run = render_with(&kv, &docs, &[], &["--trust-input-stores", "--allowed-hosts", "azurekv=127.0.0.1"], &env);
     assert_eq!(text(&secrets(&run.out), "db"), map(&[("v", "from-workload-identity")]));
     let log = kv.requests();
     let tokens = token_requests(&log);
@@ -883,7 +884,16 @@ c.create_secret(Name=sys.argv[2], SecretString='{"password":"from-aws"}')
     let dir = common::tempdir();
     let input = common::write(dir.path(), "manifests.yaml", &stream(&docs));
     let creds = common::write(dir.path(), "creds.yaml", &stream(&[sp_credentials()]));
-    let mut c = common::extsecret(&["render", "-o", "json", "--credentials", creds.to_str().unwrap(), input.to_str().unwrap()]);
+    // The AWS store uses the environment's keys (the user's own identity, for their own input).
+    let mut c = common::extsecret(&[
+        "render",
+        "-o",
+        "json",
+        "--trust-input-stores",
+        "--credentials",
+        creds.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
     common::aws_env(&mut c, moto);
     common::azure_env(&mut c, &kv);
     let out = common::run(c, None);
@@ -909,4 +919,97 @@ fn identity_service_messages_are_reduced_to_codes_so_a_misplaced_secret_is_never
     let err = common::failed(&run.out);
     assert_no_values(&err, &["LEAK-CHECK-CLIENT-SECRET", "x-value"]);
     assert!(err.contains("could not get a token") && err.contains("AADSTS700016"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whose credentials go where: a tenant's store never sends this process's identity to a host it
+// chose
+// ---------------------------------------------------------------------------------------------
+
+/// A second stand-in playing a hostile host: it records whatever it receives.
+fn hostile() -> KeyVault {
+    common::keyvault(&config(json!({"secrets": {"db": "hostile-value"}})))
+}
+
+/// Stores of the input that would use this process's own identity against `host`: workload
+/// identity (the pod's federated token) with `host` as Azure Stack authority and vault, and
+/// managed identity with `host` as vault.
+fn stores_aimed_at(host: &KeyVault) -> Vec<Value> {
+    let wi = json!({
+        "authType": "WorkloadIdentity", "tenantId": TENANT, "environmentType": "AzureStackCloud",
+        "customCloudConfig": {"activeDirectoryEndpoint": host.url},
+    });
+    vec![
+        store_named("wi", host, wi),
+        store_named("mi", host, json!({"authType": "ManagedIdentity"})),
+        es_with("via-wi", "wi", json!({"data": [data("v", json!({"key": "db"}))]})),
+        es_with("via-mi", "mi", json!({"data": [data("v", json!({"key": "db"}))]})),
+    ]
+}
+
+/// The process's own identity: a federated token file and an App Service managed identity.
+fn process_identity_env(dir: &Path, msi: &KeyVault) -> Vec<(String, String)> {
+    let token = common::write(dir, "azure-identity-token", "eyJhbGciOiJSUzI1NiJ9.PROCESS-OWN-FEDERATED-TOKEN.sig");
+    vec![
+        ("AZURE_FEDERATED_TOKEN_FILE".into(), token.to_str().unwrap().into()),
+        ("AZURE_CLIENT_ID".into(), "wi-client-id".into()),
+        ("AZURE_TENANT_ID".into(), TENANT.into()),
+        ("IDENTITY_ENDPOINT".into(), msi.identity_endpoint()),
+        ("IDENTITY_HEADER".into(), "mi-header-secret".into()),
+    ]
+}
+
+#[test]
+fn an_input_store_never_sends_the_process_identity_to_a_host_it_chose() {
+    let own = common::keyvault(&config(json!({"managed_identity": {"header": "mi-header-secret", "system_assigned": true}})));
+    let evil = hostile();
+    let dir = common::tempdir();
+    let env = process_identity_env(dir.path(), &own);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    // By default a store of the input may not use the process's identity at all.
+    let run = render_with(&own, &stores_aimed_at(&evil), &[], &[], &env);
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    let err = common::failed(&run.out);
+    for store in ["SecretStore apps/wi", "SecretStore apps/mi"] {
+        let line = errors(&err).into_iter().find(|l| l.contains(store)).unwrap_or_else(|| panic!("{store} refused: {err}"));
+        assert!(line.contains("[Refused]") && line.contains("--trust-input-stores"), "{line}");
+    }
+
+    // Trusted input still sends the identity only to well-known or allowed hosts.
+    let run = render_with(&own, &stores_aimed_at(&evil), &[], &["--trust-input-stores"], &env);
+    let err = common::failed(&run.out);
+    assert!(err.contains("customCloudConfig.activeDirectoryEndpoint names host `127.0.0.1`"), "{err}");
+    assert!(err.contains("vaultUrl names host `127.0.0.1`") && err.contains("`azurekv=127.0.0.1`"), "{err}");
+    assert!(err.contains("--allowed-hosts"), "{err}");
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    assert!(msi_requests(&own.requests()).is_empty(), "no managed-identity token was even asked for");
+    assert_no_values(&err, &["PROCESS-OWN-FEDERATED-TOKEN", "hostile-value"]);
+}
+
+#[test]
+fn a_tenants_own_credentials_go_to_its_own_host_and_operator_stores_choose_theirs() {
+    // The tenant's own client secret (authSecretRef in its namespace) to its own Azure Stack
+    // authority and vault: no switch needed.
+    let kv = common::keyvault(&config(json!({
+        "managed_identity": {"header": "mi-header-secret", "system_assigned": true},
+        "secrets": {"db": "own-credentials"},
+    })));
+    let mut spec = sp_spec("azure-creds");
+    spec["environmentType"] = json!("AzureStackCloud");
+    spec["customCloudConfig"] = json!({"activeDirectoryEndpoint": kv.url});
+    let docs = [store_named("azure", &kv, spec), es("db", json!({"data": [data("v", json!({"key": "db"}))]}))];
+    let run = render(&kv, &docs);
+    assert_eq!(text(&secrets(&run.out), "db"), map(&[("v", "own-credentials")]));
+    assert_eq!(token_requests(&kv.requests()).len(), 1);
+
+    // A store of the operator's `--stores` may use the process's identity, with its own hosts.
+    let dir = common::tempdir();
+    let stores = common::write(dir.path(), "stores.yaml", &stream(&[store_named("mi", &kv, json!({"authType": "ManagedIdentity"}))]));
+    let docs = [es_with("by-operator", "mi", json!({"data": [data("v", json!({"key": "db"}))]}))];
+    let endpoint = kv.identity_endpoint();
+    let env = [("IDENTITY_ENDPOINT", endpoint.as_str()), ("IDENTITY_HEADER", "mi-header-secret")];
+    let run = render_with(&kv, &docs, &[], &["--stores", stores.to_str().unwrap()], &env);
+    assert_eq!(text(&secrets(&run.out), "by-operator"), map(&[("v", "own-credentials")]));
+    assert_eq!(msi_requests(&kv.requests()).len(), 1);
 }

@@ -458,7 +458,7 @@ async fn a_remote_change_reaches_the_secret_after_the_refresh_interval() {
     put_aws_secret(&moto.url, &key, r#"{"password":"first"}"#);
     let env = aws_env(&moto.url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &[], &env);
+    let ctl = c.controller("ctl", &["--namespaced-stores-identity", "all"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("password", &key, Some("password"))], "2s")).await;
     eventually(20, "the Secret", || async { c.secret("db").await.filter(|s| data(s)["password"] == "first") }).await;
@@ -502,7 +502,7 @@ async fn a_provider_outage_leaves_the_secret_alone_and_recovers() {
     put_aws_secret(&url, "outage/db", "v1-before");
     let env = aws_env(&url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &["--timeout", "3s"], &env);
+    let ctl = c.controller("ctl", &["--timeout", "3s", "--namespaced-stores-identity", "all"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("v", "outage/db", None)], "1s")).await;
     let before = eventually(20, "the Secret", || async { c.secret("db").await }).await;
@@ -871,4 +871,158 @@ async fn stores_of_different_controller_classes_are_reported_by_the_default_cont
             .await;
     assert!(notes[0].contains("its stores belong to different controller classes (`default`, `eso`)"), "{notes:?}");
     assert!(c.secret("mixed").await.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whose credentials go where: namespaced SecretStores and the controller's own identity
+// ---------------------------------------------------------------------------------------------
+
+/// A SecretStore that would use the controller's own workload identity (its federated token
+/// file) with `host` as Azure Stack authority and vault.
+fn azure_store_aimed_at(name: &str, host: &common::KeyVault) -> Value {
+    json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore", "metadata": {"name": name},
+        "spec": {"provider": {"azurekv": {"vaultUrl": host.url, "authType": "WorkloadIdentity", "tenantId": "tenant-ctl",
+            "environmentType": "AzureStackCloud", "customCloudConfig": {"activeDirectoryEndpoint": host.url}}}}})
+}
+
+/// The controller's own identity: AWS keys for moto and an Azure federated token file.
+fn controller_identity(c: &Cluster, moto: &str, ca: &std::path::Path) -> Vec<(&'static str, String)> {
+    let token = common::write(c.dir.path(), "azure-token", "eyJhbGciOiJSUzI1NiJ9.CONTROLLER-OWN-TOKEN.sig");
+    let mut env = aws_env(moto);
+    env.extend([
+        ("AZURE_FEDERATED_TOKEN_FILE", token.to_str().unwrap().to_string()),
+        ("AZURE_CLIENT_ID", "ctl-client".into()),
+        ("AZURE_TENANT_ID", "tenant-ctl".into()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap().to_string()),
+    ]);
+    env
+}
+
+async fn ready_false(c: &Cluster, es: &str) -> String {
+    let what = format!("Ready=False on {es}");
+    eventually(30, &what, || async { c.external_secret(es).await.as_ref().and_then(ready).filter(|r| r.0 == "False") }).await.2
+}
+
+#[tokio::test]
+async fn namespaced_stores_may_not_use_the_controllers_identity_by_default() {
+    let moto = common::moto();
+    let c = cluster("identity-default").await;
+    let evil = common::keyvault(&json!({"tenant": "tenant-ctl", "clients": {}, "secrets": {"db": "hostile-value"}}));
+    let env = controller_identity(&c, &moto.url, &evil.ca);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let key = format!("{}/db", c.ns);
+    put_aws_secret(&moto.url, &key, "not-for-this-tenant");
+    c.apply(aws_store("aws")).await;
+    c.apply(azure_store_aimed_at("kv", &evil)).await;
+    let ctl = c.controller("ctl", &[], &env);
+    c.apply(external_secret("via-aws", "aws", json!({"name": "via-aws"}), &[("v", &key, None)], "1h")).await;
+    c.apply(external_secret("via-kv", "kv", json!({"name": "via-kv"}), &[("v", "db", None)], "1h")).await;
+
+    for (es, store) in [("via-kv", "kv"), ("via-aws", "aws")] {
+        let message = ready_false(&c, es).await;
+        assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+        let named = format!("SecretStore {}/{store}: [Refused]", c.ns);
+        assert!(message.contains(&named) && message.contains("--namespaced-stores-identity"), "{message}");
+        assert!(message.contains("`all` is ESO's behaviour"), "{message}");
+    }
+    assert!(c.secret("via-aws").await.is_none() && c.secret("via-kv").await.is_none());
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    // The SecretStore itself says why, as ESO marks an invalid store.
+    let (_, reason, message) = eventually(10, "the SecretStore's Ready=False", || async {
+        let store = c.api("external-secrets.io/v1", "SecretStore").get_opt("kv").await.unwrap()?;
+        ready(&store).filter(|r| r.0 == "False")
+    })
+    .await;
+    assert_eq!(reason, "InvalidProviderConfig");
+    assert!(message.starts_with("[Refused]") && message.contains("--namespaced-stores-identity"), "{message}");
+    // At start the controller names each store it will refuse.
+    let log = ctl.log();
+    for store in ["aws", "kv"] {
+        assert!(log.contains(&format!("SecretStore {}/{store}: [Refused]", c.ns)), "{log}");
+    }
+    assert!(!log.contains("CONTROLLER-OWN-TOKEN") && !log.contains("not-for-this-tenant"));
+}
+
+#[tokio::test]
+async fn with_namespaced_stores_identity_all_the_identity_goes_only_to_well_known_or_allowed_hosts() {
+    let moto = common::moto();
+    let c = cluster("identity-all").await;
+    let evil = common::keyvault(&json!({"tenant": "tenant-ctl", "clients": {}, "secrets": {"db": "hostile-value"}}));
+    let env = controller_identity(&c, &moto.url, &evil.ca);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let key = format!("{}/db", c.ns);
+    put_aws_secret(&moto.url, &key, "eso-style");
+    // ESO's behaviour: a namespaced AWS store on the controller's own identity works.
+    let _ctl = c.controller("ctl", &["--namespaced-stores-identity", "all"], &env);
+    c.apply(aws_store("aws")).await;
+    c.apply(azure_store_aimed_at("kv", &evil)).await;
+    c.apply(external_secret("via-aws", "aws", json!({"name": "via-aws"}), &[("v", &key, None)], "1h")).await;
+    c.apply(external_secret("via-kv", "kv", json!({"name": "via-kv"}), &[("v", "db", None)], "1h")).await;
+    let s = eventually(30, "the AWS Secret", || async { c.secret("via-aws").await }).await;
+    assert_eq!(data(&s)["v"], "eso-style");
+    let message = ready_false(&c, "via-kv").await;
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    assert!(message.contains(&format!("SecretStore {}/kv: [Refused]", c.ns)), "{message}");
+    assert!(message.contains("activeDirectoryEndpoint names host `127.0.0.1`") && message.contains("--allowed-hosts"), "{message}");
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+}
+
+#[tokio::test]
+async fn assumable_roles_let_a_namespace_assume_only_the_roles_it_is_given() {
+    let moto = common::moto();
+    let c = cluster("assumable-roles").await;
+    let key = format!("{}/db", c.ns);
+    put_aws_secret(&moto.url, &key, "through-an-allowed-role");
+    let roles = common::write(
+        c.dir.path(),
+        "roles.yaml",
+        &format!("{}:\n  - arn:aws:iam::123456789012:role/{}-*\n", c.ns, c.ns.split('-').next().unwrap()),
+    );
+    let env = aws_env(&moto.url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _ctl = c.controller("ctl", &["--assumable-roles", roles.to_str().unwrap()], &env);
+    let prefix = c.ns.split('-').next().unwrap().to_string();
+    for (store, role) in [
+        ("allowed", Some(format!("arn:aws:iam::123456789012:role/{prefix}-reader"))),
+        ("admin", Some("arn:aws:iam::123456789012:role/admin".to_string())),
+        ("plain", None),
+    ] {
+        let mut s = aws_store(store);
+        if let Some(role) = role {
+            s["spec"]["provider"]["aws"]["role"] = json!(role);
+        }
+        c.apply(s).await;
+        c.apply(external_secret(store, store, json!({"name": store}), &[("v", &key, None)], "1h")).await;
+    }
+    let s = eventually(30, "the Secret through the allowed role", || async { c.secret("allowed").await }).await;
+    assert_eq!(data(&s)["v"], "through-an-allowed-role");
+    let admin = ready_false(&c, "admin").await;
+    assert!(admin.contains("role `arn:aws:iam::123456789012:role/admin`") && admin.contains("--assumable-roles"), "{admin}");
+    let plain = ready_false(&c, "plain").await;
+    assert!(plain.contains("--namespaced-stores-identity"), "the identity itself is not granted: {plain}");
+    assert!(c.secret("admin").await.is_none() && c.secret("plain").await.is_none());
+}
+
+#[tokio::test]
+async fn a_tenants_own_credentials_go_to_its_own_host() {
+    let c = cluster("own-credentials").await;
+    let kv = common::keyvault(&json!({
+        "tenant": "tenant-own",
+        "clients": {"own-client": {"secret": "own-client-secret"}},
+        "secrets": {"db": "with-own-credentials"},
+    }));
+    c.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kv-creds"},
+        "stringData": {"client-id": "own-client", "client-secret": "own-client-secret"}}))
+        .await;
+    c.apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore", "metadata": {"name": "kv"},
+        "spec": {"provider": {"azurekv": {"vaultUrl": kv.url, "tenantId": "tenant-own", "environmentType": "AzureStackCloud",
+            "customCloudConfig": {"activeDirectoryEndpoint": kv.url},
+            "authSecretRef": {"clientId": {"name": "kv-creds", "key": "client-id"}, "clientSecret": {"name": "kv-creds", "key": "client-secret"}}}}}}))
+    .await;
+    c.apply(external_secret("es", "kv", json!({"name": "out"}), &[("v", "db", None)], "1h")).await;
+    let ca = kv.ca.to_str().unwrap().to_string();
+    let ctl = c.controller("ctl", &[], &[("SSL_CERT_FILE", &ca)]);
+    let s = eventually(30, "the Secret", || async { c.secret("out").await }).await;
+    assert_eq!(data(&s)["v"], "with-own-credentials");
+    assert!(!ctl.log().contains("[Refused]"), "{}", ctl.log());
 }

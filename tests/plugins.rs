@@ -338,6 +338,42 @@ fn render_expands_a_piped_resource_list() {
 }
 
 #[test]
+fn kpt_fn_eval_input_stores_use_the_process_identity_only_when_trusted() {
+    // The package's own SecretStore reads AWS with the default chain: the environment's keys.
+    let moto = common::moto();
+    let name = format!("xs-kpt-trust-{}", std::process::id());
+    let seed = "import boto3, sys\nc = boto3.client('secretsmanager', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\ntry:\n    c.create_secret(Name=sys.argv[2], SecretString='{\"token\":\"tok-from-aws\"}')\nexcept c.exceptions.ResourceExistsException:\n    pass\n";
+    let mut c = tool("python3");
+    c.args(["-c", seed, &moto.url, &name]);
+    ok(&run(c, None));
+    let tmp = tempdir();
+    let pkg = example(tmp.path(), "kustomize").join("kpt-package");
+    write(
+        &pkg,
+        "secretstore.yaml",
+        "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: demo-store, namespace: demo}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n",
+    );
+    let es = read(&pkg.join("externalsecret.yaml")).replace("key: /demo/api", &format!("key: {name}"));
+    write(&pkg, "externalsecret.yaml", &es);
+    let kpt = |trust: bool| {
+        let mut c = tool("kpt");
+        c.args(["fn", "eval"]).arg(&pkg).arg("--exec").arg(bin()).args(["-o", "unwrap"]);
+        common::aws_env(&mut c, moto);
+        if trust {
+            c.env("EXTSECRET_TRUST_INPUT_STORES", "true");
+        }
+        run(c, None)
+    };
+    let refused = kpt(false);
+    assert_ne!(refused.status.code(), Some(0), "kpt must fail: {}", stderr(&refused));
+    let all = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(all.contains("[Refused]") && all.contains("SecretStore demo/demo-store") && all.contains("--trust-input-stores"), "{all}");
+    assert!(!all.contains("tok-from-aws"), "{all}");
+    let out = ok(&kpt(true));
+    assert!(out.contains("token: dG9rLWZyb20tYXdz"), "{out}");
+}
+
+#[test]
 fn kpt_fn_render_runs_the_kptfile_pipeline_from_path() {
     let tmp = tempdir();
     let examples = example(tmp.path(), "kustomize");

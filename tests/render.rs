@@ -475,7 +475,7 @@ fn the_overall_deadline_fails_the_render_in_time() {
     // A provider endpoint that accepts connections and never answers.
     let port = silent_port();
     let input = "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: aws, namespace: team-a}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: aws}\n  data: [{secretKey: a, remoteRef: {key: k}}]\n";
-    let mut c = extsecret(&["render", "--timeout", "2s"]);
+    let mut c = extsecret(&["render", "--timeout", "2s", "--trust-input-stores"]);
     c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
     let start = std::time::Instant::now();
     let err = failed(&run(c, Some(input.as_bytes())));
@@ -568,7 +568,7 @@ fn a_deadline_still_reports_the_stores_that_could_not_be_built() {
         "apiVersion: v1\nkind: Secret\nmetadata: {name: az, namespace: team-a}\nstringData: {id: 2d3c8a1e-1111-4222-8333-444455556666, pem: not-a-pem}\n",
     );
     let input = "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: aws, namespace: team-a}\nspec:\n  provider:\n    aws: {service: SecretsManager, region: us-east-1}\n---\napiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: azure, namespace: team-a}\nspec:\n  provider:\n    azurekv:\n      vaultUrl: https://127.0.0.1:9\n      tenantId: 72f988bf-0000-4000-8000-00000000000a\n      authSecretRef:\n        clientId: {name: az, key: id}\n        clientCertificate: {name: az, key: pem}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: aws}\n  data:\n    - {secretKey: a, remoteRef: {key: k}}\n    - {secretKey: b, remoteRef: {key: k}, sourceRef: {storeRef: {name: azure}}}\n";
-    let mut c = extsecret(&["render", "--timeout", "2s", "--credentials", creds.to_str().unwrap()]);
+    let mut c = extsecret(&["render", "--timeout", "2s", "--trust-input-stores", "--credentials", creds.to_str().unwrap()]);
     c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")).env("AWS_ACCESS_KEY_ID", "x").env("AWS_SECRET_ACCESS_KEY", "y");
     let err = failed(&run(c, Some(input.as_bytes())));
     assert!(

@@ -23,6 +23,7 @@ pub mod objects;
 pub mod policy;
 pub mod reconcile;
 pub mod status;
+pub mod store_trust;
 pub mod target;
 pub mod wave;
 
@@ -89,13 +90,16 @@ pub struct ControllerArgs {
     pub reconciles: u16,
     #[command(flatten)]
     pub reads: crate::settings::ReadArgs,
+    #[command(flatten)]
+    pub trust: crate::settings::ClusterTrustArgs,
 }
 
 impl ControllerArgs {
-    fn settings(&self) -> Settings {
-        let mut settings = Settings { controller: true, namespace: None, ..Settings::default() };
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let trust = self.trust.policy().map_err(anyhow::Error::msg)?;
+        let mut settings = Settings { controller: true, namespace: None, trust, ..Settings::default() };
         self.reads.apply(&mut settings);
-        settings
+        Ok(settings)
     }
 }
 
@@ -162,6 +166,7 @@ pub async fn run(args: ControllerArgs) -> i32 {
 }
 
 async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
     let client = client(&args).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let health = Arc::new(metrics::Health::default());
@@ -216,7 +221,6 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         leadership = Some((rx, handle));
     }
 
-    let settings = args.settings();
     let cache = {
         let m = metrics.clone();
         Arc::new(ClientCache::new(Arc::new(move |provider, call, ok| {
@@ -299,13 +303,18 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     // A store change (a new generation) refreshes every ExternalSecret that uses it. The stores'
     // first listing (at start, or after a relist) only records their generations: a restart
     // must not re-read every remote secret.
-    let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>| {
+    // A store the trust rules refuse is logged, and marked on its status, when first seen and
+    // after each change.
+    let by_store = |kind: StoreRefKind, reader: Store<objects::ExternalSecretObject>, ctx: Arc<reconcile::Context>, class: String| {
         // (namespace, name) → the generation last seen.
         type Generations = HashMap<(Option<String>, String), Option<i64>>;
         let generations: Mutex<Generations> = Mutex::new(HashMap::new());
         move |store: DynamicObject| {
             let (name, ns) = (store.name_any(), store.namespace());
             let previous = generations.lock().ok().and_then(|mut g| g.insert((ns.clone(), name.clone()), store.metadata.generation));
+            if previous != Some(store.metadata.generation) {
+                store_trust::review(&store, kind, &ctx.settings, &class, &ctx.client);
+            }
             if previous.is_none_or(|p| p == store.metadata.generation) {
                 return Vec::new();
             }
@@ -395,12 +404,17 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
     Controller::for_stream(es_stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(args.reconciles))
         .watches(secret_api, managed, secret_to_es)
-        .watches_with(scoped(&ss), ss.clone(), watcher::Config::default(), by_store(StoreRefKind::SecretStore, reader.clone(), ctx.clone()))
+        .watches_with(
+            scoped(&ss),
+            ss.clone(),
+            watcher::Config::default(),
+            by_store(StoreRefKind::SecretStore, reader.clone(), ctx.clone(), args.controller_class.clone()),
+        )
         .watches_with(
             css_api,
             css.clone(),
             watcher::Config::default(),
-            by_store(StoreRefKind::ClusterSecretStore, reader.clone(), ctx.clone()),
+            by_store(StoreRefKind::ClusterSecretStore, reader.clone(), ctx.clone(), args.controller_class.clone()),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

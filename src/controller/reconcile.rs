@@ -274,6 +274,11 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
             ctx.fail(obj, message::PROVIDER_ERROR, details.clone(), now).await?;
             return Err(ReconcileError::Sync(details));
         }
+        WaveResult::StoreRefused(problems) => {
+            let details = describe(&problems);
+            ctx.fail(obj, &details, details.clone(), now).await?;
+            return Err(ReconcileError::Sync(details));
+        }
         WaveResult::Rendered(r) => r,
     };
 

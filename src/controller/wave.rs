@@ -32,6 +32,9 @@ pub enum WaveResult {
     Rendered(RenderedSecret),
     /// Value-free problems (names, fields, provider error classes).
     Failed(Problems),
+    /// A store it uses is refused by the operator's trust rules (`resolve::trust`): the problems
+    /// name the store, the rule and the switch, for the Ready condition itself.
+    StoreRefused(Problems),
 }
 
 struct Request {
@@ -175,6 +178,7 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
     let mut store_problems: BTreeMap<(StoreRefKind, Option<String>, String), Problems> = BTreeMap::new();
     let mut secret_api_cache: BTreeMap<(String, String), Option<Secret>> = BTreeMap::new();
     let mut needs_namespace_labels = false;
+    let mut refused = BTreeSet::new();
     for (key, value) in &stores {
         if !class_matches(&class_of(value), &config.controller_class) {
             continue;
@@ -187,6 +191,12 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         }
         let store_key = crate::resolve::stores::StoreKey { kind: key.0, namespace: key.1.clone(), name: key.2.clone() };
         let Some(store) = catalog.stores().find(|s| s.key == store_key).cloned() else { continue };
+        // Refused stores are reported before any credential is read or token requested.
+        if let Err(why) = crate::resolve::trust::check(&store, settings) {
+            store_problems.insert(key.clone(), Problem::new(format!("[Refused] {why}")).object(store_key.to_string()).into());
+            refused.insert(key.clone());
+            continue;
+        }
         needs_namespace_labels |= store.spec.conditions.iter().any(|c| c.namespace_selector.is_some());
         let mut fingerprint = format!(
             "{}/{}",
@@ -267,6 +277,8 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         if problems.is_empty() {
             answers.push(None);
             to_resolve.push(r.es.clone());
+        } else if refs.iter().any(|k| refused.contains(k)) {
+            answers.push(Some(WaveResult::StoreRefused(problems)));
         } else {
             answers.push(Some(WaveResult::Failed(problems)));
         }

@@ -98,6 +98,12 @@ impl AwsClient {
         if spec.region.is_empty() {
             return Err(ProviderError::new(ErrorClass::Config, "spec.provider.aws.region is required"));
         }
+        if !is_region_name(&spec.region) {
+            return Err(ProviderError::new(
+                ErrorClass::Config,
+                format!("spec.provider.aws.region `{}` is not an AWS region name (lower-case letters, digits and `-`)", spec.region),
+            ));
+        }
         if spec.session_tags_policy.as_deref().is_some_and(|p| p != "None") || spec.custom_session_tags.is_some() {
             return Err(ProviderError::new(ErrorClass::Config, "spec.provider.aws.sessionTagsPolicy/customSessionTags are not supported"));
         }
@@ -145,6 +151,17 @@ impl AwsClient {
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+}
+
+/// Whether `region` is one DNS label of lower-case letters, digits and inner `-` (`us-east-1`).
+/// The SDK builds endpoints as `secretsmanager.{region}.amazonaws.com` and accepts dots in a
+/// region, so `bucket.s3.us-east-1` would reach `secretsmanager.bucket.s3.us-east-1.amazonaws.com`,
+/// a host under a customer's name; one label keeps every endpoint a host AWS itself names.
+pub fn is_region_name(region: &str) -> bool {
+    !region.is_empty()
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Assumes `role` with the credentials of `config`; `final_role` carries externalID and session tags.
@@ -369,9 +386,49 @@ fn classify(code: &str, message: &str, what: &str) -> ProviderError {
     ProviderError::new(class, format!("{what}: {code}: {message}"))
 }
 
+/// AWS: the SDK's default chain (no `auth`) is the process's identity; `auth.secretRef` and
+/// `auth.jwt` are the store's own. Endpoints are AWS's own, chosen by region (a region must be
+/// one DNS label, see [`is_region_name`]), so no store can point them elsewhere; `AWS_ENDPOINT_URL`
+/// is the operator's.
+impl super::credential_use::CredentialUse for AwsProvider {
+    fn provider_key(&self) -> &'static str {
+        "aws"
+    }
+
+    fn identity(&self) -> super::credential_use::Identity {
+        match &self.auth {
+            Some(a) if a.secret_ref.is_some() || a.jwt.is_some() => super::credential_use::Identity::Named,
+            _ => super::credential_use::Identity::Process("the AWS default credential chain: no spec.provider.aws.auth".into()),
+        }
+    }
+
+    fn own_credentials_hint(&self) -> &'static str {
+        "spec.provider.aws.auth.secretRef, or auth.jwt with a ServiceAccount of its namespace"
+    }
+
+    fn assumed_roles(&self) -> Vec<String> {
+        self.additional_roles.iter().chain(self.role.iter()).filter(|r| !r.is_empty()).cloned().collect()
+    }
+
+    fn credential_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
+        Ok(Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_region_is_one_dns_label_so_endpoints_stay_aws_hosts() {
+        assert!(is_region_name("us-east-1") && is_region_name("us-gov-west-1") && is_region_name("eusc-de-east-1"));
+        for bad in ["bucket.s3.us-east-1", "us-east-1.", "US-EAST-1", "-us", "a/b", ""] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+        let spec = AwsProvider { service: "SecretsManager".into(), region: "bucket.s3.us-east-1".into(), ..Default::default() };
+        let err = AwsClient::new(&spec, None, false).await.err().expect("refused");
+        assert!(err.message.contains("is not an AWS region name"), "{err}");
+    }
 
     #[test]
     fn secrets_marked_for_deletion_are_not_found_in_either_wording() {

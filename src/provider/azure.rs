@@ -34,6 +34,7 @@ use futures::TryStreamExt;
 use tokio::sync::OnceCell;
 
 use super::{ErrorClass, FindQuery, Provider, ProviderError, RemoteKey, SecretValue};
+use crate::api::AzureKvProvider;
 
 /// What a store authenticates with, resolved from its spec and `--credentials`.
 #[derive(Clone)]
@@ -77,6 +78,88 @@ pub enum AzureCloud {
     Government,
     China,
     Custom { authority_host: String },
+}
+
+impl AzureCloud {
+    /// The cloud of `environmentType` (ESO's names; `PublicCloud` when unset). `GermanCloud` was
+    /// retired; `AzureStackCloud` needs `customCloudConfig.activeDirectoryEndpoint`.
+    pub fn of(spec: &AzureKvProvider) -> Result<AzureCloud, String> {
+        let base = "spec.provider.azurekv";
+        Ok(match spec.environment_type.as_deref().unwrap_or("PublicCloud") {
+            "" | "PublicCloud" => AzureCloud::Public,
+            "USGovernmentCloud" => AzureCloud::Government,
+            "ChinaCloud" => AzureCloud::China,
+            "GermanCloud" => return Err(format!("{base}.environmentType GermanCloud was retired by Microsoft in 2021")),
+            "AzureStackCloud" => match spec.custom_cloud_config.as_ref().and_then(|c| c.active_directory_endpoint.clone()) {
+                Some(authority_host) => AzureCloud::Custom { authority_host },
+                None => return Err(format!("{base}.environmentType AzureStackCloud needs customCloudConfig.activeDirectoryEndpoint")),
+            },
+            other => {
+                return Err(format!(
+                    "{base}.environmentType `{other}` is not one of PublicCloud, USGovernmentCloud, ChinaCloud, AzureStackCloud"
+                ))
+            }
+        })
+    }
+
+    /// Key Vault and Managed HSM hosts of the cloud (none for Azure Stack: only `--allowed-hosts`).
+    pub fn vault_hosts(&self) -> &'static [&'static str] {
+        match self {
+            AzureCloud::Public => &["*.vault.azure.net", "*.managedhsm.azure.net"],
+            AzureCloud::Government => &["*.vault.usgovcloudapi.net", "*.managedhsm.usgovcloudapi.net"],
+            AzureCloud::China => &["*.vault.azure.cn", "*.managedhsm.azure.cn"],
+            AzureCloud::Custom { .. } => &[],
+        }
+    }
+}
+
+/// Microsoft Entra authority hosts (public, US Government, China): an Azure Stack Hub connected
+/// to Entra ID names one of them as its `activeDirectoryEndpoint`.
+pub const ENTRA_AUTHORITY_HOSTS: &[&str] =
+    &["login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"];
+
+/// Azure: `ManagedIdentity`, and `WorkloadIdentity` without `serviceAccountRef` (the pod's token
+/// file), are the process's identity; `ServicePrincipal` (`authSecretRef`) and `serviceAccountRef`
+/// are the store's own. Credentials go to `vaultUrl` (the access token) and, for everything but
+/// managed identity, to the authority: store-named only for `AzureStackCloud`
+/// (`customCloudConfig.activeDirectoryEndpoint`); the other clouds' authorities are fixed (or
+/// the operator's `AZURE_AUTHORITY_HOST`).
+impl super::credential_use::CredentialUse for AzureKvProvider {
+    fn provider_key(&self) -> &'static str {
+        "azurekv"
+    }
+
+    fn identity(&self) -> super::credential_use::Identity {
+        use super::credential_use::Identity;
+        match self.auth_type.as_deref().unwrap_or("") {
+            "ManagedIdentity" => Identity::Process("authType ManagedIdentity: this process's managed identity".into()),
+            "WorkloadIdentity" if self.service_account_ref.is_none() => {
+                Identity::Process("authType WorkloadIdentity without serviceAccountRef: this process's own federated token".into())
+            }
+            _ => Identity::Named,
+        }
+    }
+
+    fn own_credentials_hint(&self) -> &'static str {
+        "spec.provider.azurekv.authSecretRef (ServicePrincipal), or serviceAccountRef with a ServiceAccount of its namespace (WorkloadIdentity)"
+    }
+
+    fn credential_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
+        use super::credential_use::Endpoint;
+        let cloud = AzureCloud::of(self)?;
+        let mut out =
+            vec![Endpoint { field: "spec.provider.azurekv.vaultUrl".into(), url: self.vault_url.clone(), well_known: cloud.vault_hosts() }];
+        if let AzureCloud::Custom { authority_host } = &cloud {
+            if self.auth_type.as_deref() != Some("ManagedIdentity") {
+                out.push(Endpoint {
+                    field: "spec.provider.azurekv.customCloudConfig.activeDirectoryEndpoint".into(),
+                    url: authority_host.clone(),
+                    well_known: ENTRA_AUTHORITY_HOSTS,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Object kinds of `remoteRef.key`.

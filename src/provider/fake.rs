@@ -68,3 +68,21 @@ impl Provider for FakeClient {
             .collect())
     }
 }
+
+impl super::credential_use::CredentialUse for FakeProvider {
+    fn provider_key(&self) -> &'static str {
+        "fake"
+    }
+
+    fn identity(&self) -> super::credential_use::Identity {
+        super::credential_use::Identity::Nothing
+    }
+
+    fn own_credentials_hint(&self) -> &'static str {
+        "nothing (the fake provider has no credentials)"
+    }
+
+    fn credential_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
+        Ok(Vec::new())
+    }
+}

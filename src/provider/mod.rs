@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod credential_use;
 pub mod fake;
 pub mod metered;
 
@@ -84,6 +85,8 @@ pub enum ErrorClass {
     BatchUnavailable,
     /// The run's deadline passed.
     Timeout,
+    /// The store may not use these credentials or send them there (see `resolve::trust`).
+    Refused,
     Other,
 }
 

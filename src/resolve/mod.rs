@@ -20,6 +20,7 @@ mod external_secret;
 pub mod fetch;
 pub mod secret;
 pub mod stores;
+pub mod trust;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -44,6 +44,9 @@ pub struct Store {
     pub origin: Origin,
     pub spec: SecretStoreSpec,
     pub provider: ProviderSpec,
+    /// Written by the operator (`--stores`, a ClusterSecretStore): may use this process's
+    /// identity and send it anywhere. Else a tenant's (see [`super::trust`]).
+    pub operator: bool,
 }
 
 /// Every store, namespace and credential Secret of a run.
@@ -113,8 +116,14 @@ impl Catalog {
         if let Some(existing) = self.stores.get(&key) {
             return Err(problem(format!("{key} is defined twice (also at {})", existing.origin)).into());
         }
-        self.stores.insert(key.clone(), Store { key, origin: doc.origin.clone(), spec, provider });
+        let operator = key.kind == StoreRefKind::ClusterSecretStore;
+        self.stores.insert(key.clone(), Store { key, origin: doc.origin.clone(), spec, provider, operator });
         Ok(())
+    }
+
+    /// Marks every store added so far as the operator's (`--stores`).
+    pub fn mark_operator_stores(&mut self) {
+        self.stores.values_mut().for_each(|s| s.operator = true);
     }
 
     /// Records a Namespace manifest's labels for ClusterSecretStore `namespaceSelector`s.
@@ -294,7 +303,10 @@ impl Catalog {
     }
 
     /// The client for a store: from the cache when its fingerprint is unchanged, else built.
+    /// A tenant's store that may not use the credentials it asks for is refused first
+    /// ([`super::trust::check`]).
     pub async fn client(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
+        super::trust::check(store, settings).map_err(|m| ProviderError::new(ErrorClass::Refused, m))?;
         let Some((cache, fps)) = &self.cache else { return self.build_provider(store, settings).await };
         let Some(fp) = fps.get(&store.key) else { return self.build_provider(store, settings).await };
         if let Some(c) = cache.get(&store.key, fp) {
@@ -304,7 +316,7 @@ impl Catalog {
     }
 
     /// Builds the provider client for a store. AWS `auth.jwt` needs an API server and is refused.
-    pub async fn build_provider(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
+    async fn build_provider(&self, store: &Store, settings: &Settings) -> Result<Arc<dyn Provider>, ProviderError> {
         match &store.provider {
             ProviderSpec::Fake(spec) => Ok(Arc::new(provider::fake::FakeClient::new(spec)?)),
             ProviderSpec::AzureKeyVault(spec) => self.build_azure(store, spec),
@@ -368,23 +380,7 @@ impl Catalog {
                 "{base}.serviceAccountRef needs a Kubernetes API server (TokenRequest): use the controller, or WorkloadIdentity with the pod's AZURE_FEDERATED_TOKEN_FILE at render time"
             )));
         }
-        let cloud = match spec.environment_type.as_deref().unwrap_or("PublicCloud") {
-            "" | "PublicCloud" => AzureCloud::Public,
-            "USGovernmentCloud" => AzureCloud::Government,
-            "ChinaCloud" => AzureCloud::China,
-            "GermanCloud" => return Err(config(format!("{base}.environmentType GermanCloud was retired by Microsoft in 2021"))),
-            "AzureStackCloud" => match spec.custom_cloud_config.as_ref().and_then(|c| c.active_directory_endpoint.clone()) {
-                Some(authority_host) => AzureCloud::Custom { authority_host },
-                None => {
-                    return Err(config(format!("{base}.environmentType AzureStackCloud needs customCloudConfig.activeDirectoryEndpoint")))
-                }
-            },
-            other => {
-                return Err(config(format!(
-                    "{base}.environmentType `{other}` is not one of PublicCloud, USGovernmentCloud, ChinaCloud, AzureStackCloud"
-                )))
-            }
-        };
+        let cloud = AzureCloud::of(spec).map_err(config)?;
         let refs = spec.auth_secret_ref.clone().unwrap_or_default();
         let read = |sel: &Option<SecretKeySelector>, field: &str| -> Result<Option<String>, ProviderError> {
             sel.as_ref().map(|s| self.credential(store, s, &format!("{base}.authSecretRef.{field}"))).transpose()

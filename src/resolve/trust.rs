@@ -1,0 +1,307 @@
+//! Who may use this process's own identity, and where credentials may go.
+//!
+//! - The operator's stores (`--stores`, ClusterSecretStores) may do anything: their author owns
+//!   the identity and chooses its hosts.
+//! - A tenant's store (a SecretStore from the rendered input, or a namespaced SecretStore in the
+//!   cluster) may always use the credentials it names (`secretRef` Secrets and ServiceAccounts of
+//!   its own namespace: the tenant's own) and send them to any host it names.
+//! - A tenant's store may use the process's own identity (AWS default chain / IRSA, Azure managed or
+//!   workload identity) only when the operator allows it: `--trust-input-stores` for rendered
+//!   input; `--namespaced-stores-identity` and `--assumable-roles` in the controller. Even then every
+//!   endpoint the store names that receives those credentials must be one of the provider's
+//!   well-known hosts for its cloud, or on `--allowed-hosts`.
+//!
+//! What each provider's credentials are and where they go is described by the provider itself
+//! ([`crate::provider::credential_use`]).
+
+use std::path::{Path, PathBuf};
+
+use crate::provider::credential_use::{self, Identity};
+use crate::settings::Settings;
+
+use super::stores::Store;
+
+/// A pattern where `*` stands for any run of characters (including none); everything else is
+/// literal. Matching is whole-string.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    text: String,
+    re: regex::Regex,
+}
+
+impl Glob {
+    /// Compiles `text`; an empty pattern is refused.
+    pub fn new(text: &str) -> Result<Glob, String> {
+        if text.trim().is_empty() {
+            return Err("an empty pattern".into());
+        }
+        let body = regex::escape(text.trim()).replace(r"\*", ".*");
+        let re = regex::Regex::new(&format!("^(?:{body})$")).map_err(|e| format!("pattern `{text}`: {e}"))?;
+        Ok(Glob { text: text.trim().to_string(), re })
+    }
+
+    /// Whether the whole of `s` matches.
+    pub fn matches(&self, s: &str) -> bool {
+        self.re.is_match(s)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// One `--allowed-hosts` item: `provider=host-glob` (`azurekv=127.0.0.1`, `azurekv=*.vault.corp.example`).
+#[derive(Clone, Debug)]
+pub struct AllowedHost {
+    pub provider: String,
+    pub host: Glob,
+}
+
+/// Parses one `--allowed-hosts` item. The provider is a `spec.provider` key this tool implements.
+pub fn parse_allowed_host(item: &str) -> Result<AllowedHost, String> {
+    let (provider, host) =
+        item.split_once('=').ok_or_else(|| format!("`{item}` is not `provider=host-glob` (for example `azurekv=127.0.0.1`)"))?;
+    let provider = provider.trim();
+    if !crate::api::SUPPORTED_PROVIDERS.contains(&provider) {
+        return Err(format!("`{provider}` is not a provider of this tool ({})", crate::api::SUPPORTED_PROVIDERS.join(", ")));
+    }
+    Ok(AllowedHost { provider: provider.to_string(), host: Glob::new(&host.to_ascii_lowercase())? })
+}
+
+/// Which namespaced SecretStores in the cluster may use the controller's own identity
+/// (`--namespaced-stores-identity`).
+#[derive(Clone, Debug, Default)]
+pub enum NamespaceRule {
+    /// None (the default).
+    #[default]
+    Nothing,
+    /// Every namespace: ESO's behaviour.
+    All,
+    /// Namespaces matching any of these globs.
+    Globs(Vec<Glob>),
+}
+
+impl NamespaceRule {
+    /// `none`, `all`, or namespace globs.
+    pub fn parse(items: &[String]) -> Result<NamespaceRule, String> {
+        let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        match items.as_slice() {
+            [] | ["none"] => Ok(NamespaceRule::Nothing),
+            ["all"] => Ok(NamespaceRule::All),
+            _ if items.iter().any(|i| *i == "none" || *i == "all") => {
+                Err("--namespaced-stores-identity: `none` and `all` stand alone, not in a list of namespaces".into())
+            }
+            _ => Ok(NamespaceRule::Globs(
+                items.iter().map(|i| Glob::new(i)).collect::<Result<_, _>>().map_err(|e| format!("--namespaced-stores-identity: {e}"))?,
+            )),
+        }
+    }
+
+    /// Whether SecretStores of `namespace` may use the controller's identity.
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            NamespaceRule::Nothing => false,
+            NamespaceRule::All => true,
+            NamespaceRule::Globs(g) => g.iter().any(|g| g.matches(namespace)),
+        }
+    }
+}
+
+impl std::fmt::Display for NamespaceRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NamespaceRule::Nothing => f.write_str("none"),
+            NamespaceRule::All => f.write_str("all"),
+            NamespaceRule::Globs(g) => f.write_str(&g.iter().map(Glob::as_str).collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
+/// `--assumable-roles FILE`: a YAML (or JSON) mapping of namespace glob to role ARN globs, e.g.
+/// `team-a: ["arn:aws:iam::111122223333:role/team-a-*"]`.
+#[derive(Clone, Debug)]
+pub struct AssumableRoles {
+    pub file: PathBuf,
+    pub entries: Vec<(Glob, Vec<Glob>)>,
+}
+
+impl AssumableRoles {
+    /// Reads and checks the file.
+    pub fn load(file: &Path) -> Result<AssumableRoles, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("--assumable-roles {}: {e}", file.display()))?;
+        let map: std::collections::BTreeMap<String, Vec<String>> = serde_saphyr::from_str(&text)
+            .map_err(|_| format!("--assumable-roles {}: not a mapping of namespace glob to a list of role ARN globs", file.display()))?;
+        let mut entries = Vec::new();
+        for (ns, roles) in map {
+            let bad = |e: String| format!("--assumable-roles {}: {e}", file.display());
+            entries.push((Glob::new(&ns).map_err(bad)?, roles.iter().map(|r| Glob::new(r)).collect::<Result<_, _>>().map_err(bad)?));
+        }
+        Ok(AssumableRoles { file: file.to_path_buf(), entries })
+    }
+
+    /// Whether any entry for `namespace` allows `role`.
+    pub fn allows(&self, namespace: &str, role: &str) -> bool {
+        self.entries.iter().any(|(ns, roles)| ns.matches(namespace) && roles.iter().any(|r| r.matches(role)))
+    }
+
+    /// Whether the file names `namespace` at all.
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.entries.iter().any(|(ns, _)| ns.matches(namespace))
+    }
+}
+
+/// The operator's trust settings of a run.
+#[derive(Clone, Debug, Default)]
+pub struct TrustPolicy {
+    /// `--trust-input-stores`: SecretStores from the rendered input may use the process's identity.
+    pub input_stores: bool,
+    /// `--allowed-hosts`: hosts beyond the well-known ones.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// `--namespaced-stores-identity` (controller).
+    pub namespaced_identity: NamespaceRule,
+    /// `--assumable-roles` (controller).
+    pub assumable_roles: Option<AssumableRoles>,
+}
+
+/// Checks that `store` may authenticate as its spec asks and send credentials where it names.
+/// The error says why not and which operator switch would allow it; it does not name the store
+/// (callers prefix it).
+pub fn check(store: &Store, settings: &Settings) -> Result<(), String> {
+    if store.operator {
+        return Ok(());
+    }
+    let usage = credential_use::of(&store.provider);
+    let Identity::Process(what) = usage.identity() else { return Ok(()) };
+    let policy = &settings.trust;
+    let hint = usage.own_credentials_hint();
+    if settings.controller {
+        check_namespaced(store.key.namespace.as_deref().unwrap_or(""), &what, &usage.assumed_roles(), hint, policy)?;
+    } else if !policy.input_stores {
+        return Err(format!(
+            "this SecretStore comes from the rendered input and would authenticate with this process's own identity ({what}); \
+             the operator allows that with --trust-input-stores / EXTSECRET_TRUST_INPUT_STORES=true (set it if you wrote this input yourself), \
+             or give the store credentials of its own ({hint})"
+        ));
+    }
+    let key = usage.provider_key();
+    let mut refusals = Vec::new();
+    for e in usage.credential_endpoints()? {
+        let host = match https_host_for(&e.field, &e.url) {
+            Ok(h) => h,
+            Err(m) => {
+                refusals.push(m);
+                continue;
+            }
+        };
+        let allowed = policy.allowed_hosts.iter().any(|a| a.provider == key && a.host.matches(&host));
+        if !allowed && !credential_use::is_well_known(&host, e.well_known) {
+            let known = if e.well_known.is_empty() { "none for this cloud".to_string() } else { e.well_known.join(", ") };
+            refusals.push(format!(
+                "{} names host `{host}`, which would receive this process's own identity ({what}), and it is neither a \
+                 well-known {key} host ({known}) nor allowed by --allowed-hosts / EXTSECRET_ALLOWED_HOSTS (the operator may add `{key}={host}`)",
+                e.field
+            ));
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals.join("; "))
+    }
+}
+
+fn https_host_for(field: &str, url: &str) -> Result<String, String> {
+    credential_use::https_host(url)
+        .map_err(|m| format!("{field}: {m}; this process's own identity goes only to https URLs without user information"))
+}
+
+/// A namespaced SecretStore in the cluster using the controller's identity: its namespace must be
+/// allowed by `--namespaced-stores-identity`, or every role it assumes by `--assumable-roles`;
+/// and when `--assumable-roles` is given, the roles of an allowed namespace must be in it too.
+fn check_namespaced(ns: &str, what: &str, roles: &[String], hint: &str, policy: &TrustPolicy) -> Result<(), String> {
+    let denied_role = |a: &AssumableRoles| roles.iter().find(|r| !a.allows(ns, r)).cloned();
+    let role_refusal = |a: &AssumableRoles, role: String| {
+        format!(
+            "role `{role}`, assumed with the controller's own identity ({what}), is not allowed for namespace `{ns}` by \
+             --assumable-roles / EXTSECRET_ASSUMABLE_ROLES ({}); the operator may add it there",
+            a.file.display()
+        )
+    };
+    let assumable = policy.assumable_roles.as_ref();
+    if policy.namespaced_identity.allows(ns) {
+        return match assumable.and_then(|a| denied_role(a).map(|r| (a, r))) {
+            Some((a, role)) => Err(role_refusal(a, role)),
+            None => Ok(()),
+        };
+    }
+    if let Some(a) = assumable.filter(|a| !roles.is_empty() && a.covers(ns)) {
+        return match denied_role(a) {
+            Some(role) => Err(role_refusal(a, role)),
+            None => Ok(()),
+        };
+    }
+    let roles_hint = if roles.is_empty() { "" } else { ", or allow the roles it assumes with --assumable-roles" };
+    Err(format!(
+        "this namespaced SecretStore would authenticate with the controller's own identity ({what}), which \
+         --namespaced-stores-identity / EXTSECRET_NAMESPACED_STORES_IDENTITY (now `{}`) does not allow for namespace `{ns}`; the \
+         operator may allow the namespace there (`all` is ESO's behaviour){roles_hint}, or give the store credentials of its own ({hint})",
+        policy.namespaced_identity
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_whole_strings_with_star_as_any_run() {
+        let g = Glob::new("team-*").unwrap();
+        assert!(g.matches("team-a") && g.matches("team-") && !g.matches("xteam-a"));
+        let g = Glob::new("arn:aws:iam::1:role/a.b").unwrap();
+        assert!(g.matches("arn:aws:iam::1:role/a.b") && !g.matches("arn:aws:iam::1:role/aXb"));
+        assert!(Glob::new(" ").is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_name_a_provider_and_a_host_glob() {
+        let a = parse_allowed_host("azurekv=127.0.0.1").unwrap();
+        assert_eq!((a.provider.as_str(), a.host.matches("127.0.0.1")), ("azurekv", true));
+        assert!(parse_allowed_host("127.0.0.1").is_err());
+        assert!(parse_allowed_host("vaultx=a.example").is_err());
+    }
+
+    #[test]
+    fn namespace_rules() {
+        let rule = |s: &[&str]| NamespaceRule::parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(!rule(&["none"]).unwrap().allows("a"));
+        assert!(rule(&["all"]).unwrap().allows("a"));
+        let globs = rule(&["team-*", "ops"]).unwrap();
+        assert!(globs.allows("team-a") && globs.allows("ops") && !globs.allows("other"));
+        assert!(rule(&["all", "ops"]).is_err());
+    }
+
+    #[test]
+    fn namespaced_stores_and_roles() {
+        let dir = std::env::temp_dir().join(format!("extsecret-roles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("roles.yaml");
+        std::fs::write(&file, "team-*:\n  - arn:aws:iam::1:role/team-*\n").unwrap();
+        let roles = AssumableRoles::load(&file).unwrap();
+        let role = |r: &str| vec![r.to_string()];
+        let none = TrustPolicy::default();
+        assert!(check_namespaced("team-a", "id", &[], "h", &none).unwrap_err().contains("--namespaced-stores-identity"));
+        assert!(check_namespaced("team-a", "id", &role("arn:aws:iam::1:role/x"), "h", &none).unwrap_err().contains("--assumable-roles"));
+        let only_roles = TrustPolicy { assumable_roles: Some(roles.clone()), ..Default::default() };
+        assert!(check_namespaced("team-a", "id", &role("arn:aws:iam::1:role/team-a"), "h", &only_roles).is_ok());
+        assert!(check_namespaced("team-a", "id", &role("arn:aws:iam::1:role/admin"), "h", &only_roles).unwrap_err().contains("admin"));
+        assert!(check_namespaced("team-a", "id", &[], "h", &only_roles).is_err(), "the identity itself is not granted");
+        assert!(check_namespaced("other", "id", &role("arn:aws:iam::1:role/team-a"), "h", &only_roles).is_err());
+        let all = TrustPolicy { namespaced_identity: NamespaceRule::All, ..Default::default() };
+        assert!(check_namespaced("x", "id", &role("arn:aws:iam::1:role/any"), "h", &all).is_ok(), "ESO's behaviour");
+        let all_with_roles = TrustPolicy { namespaced_identity: NamespaceRule::All, assumable_roles: Some(roles), ..Default::default() };
+        assert!(check_namespaced("x", "id", &[], "h", &all_with_roles).is_ok());
+        assert!(check_namespaced("team-a", "id", &role("arn:aws:iam::1:role/admin"), "h", &all_with_roles).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
