@@ -20,7 +20,7 @@ pub struct OperatorArgs {
     /// Files or folders with the Secrets that stores' secretRef credentials point at
     #[arg(long = "credentials", env = "EXTSECRET_CREDENTIALS", value_delimiter = ':', value_name = "PATH")]
     pub credentials: Vec<PathBuf>,
-    /// Namespace of objects that have none (default: ARGOCD_APP_NAMESPACE when set)
+    /// Namespace of objects that have none: input objects outside Argo CD (under Argo CD they take the Application's namespace) and objects of --stores/--credentials files
     #[arg(long, env = "EXTSECRET_NAMESPACE")]
     pub namespace: Option<String>,
     /// Refuse SecretStores that come from the rendered input
