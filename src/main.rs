@@ -139,7 +139,7 @@ async fn dispatch() -> i32 {
     }
     match Cli::parse().command {
         Command::Render(a) => cli::run(a).await,
-        Command::Argocd(argocd::ArgoCommand::Generate(a)) => argocd::generate(a).await,
+        Command::Argocd(argocd::ArgoCommand::Generate(a)) => argocd::generate(*a).await,
         Command::Argocd(argocd::ArgoCommand::Discover { source_dir }) => argocd::discover(&source_dir),
         Command::Krm { operator } => krm::run(operator).await,
         Command::LegacyPlugin { config, operator } => legacy::run(&config, operator).await,

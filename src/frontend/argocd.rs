@@ -26,7 +26,7 @@ use crate::settings::OperatorArgs;
 #[derive(Subcommand, Debug)]
 pub enum ArgoCommand {
     /// Render the application directory (the CMP `generate` command)
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Print the manifest files under the directory that hold an ExternalSecret (the CMP `discover` command)
     Discover {
         /// Application directory

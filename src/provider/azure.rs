@@ -203,9 +203,8 @@ impl AzureClient {
     pub fn new(vault_url: &str, auth: AzureAuth, cloud: AzureCloud) -> Result<Self, ProviderError> {
         let vault = vault_url.trim_end_matches('/').to_string();
         let config = |e: azure_core::Error| ProviderError::new(ErrorClass::Config, format!("Azure Key Vault `{vault}`: {e}"));
-        let client_options = || {
-            let mut o = ClientOptions::default();
-            o.cloud = match &cloud {
+        let client_options = || ClientOptions {
+            cloud: match &cloud {
                 AzureCloud::Public => None,
                 AzureCloud::Government => Some(Arc::new(azure_core::cloud::CloudConfiguration::AzureGovernment)),
                 AzureCloud::China => Some(Arc::new(azure_core::cloud::CloudConfiguration::AzureChina)),
@@ -214,8 +213,8 @@ impl AzureClient {
                     custom.authority_host = authority_host.clone();
                     Some(Arc::new(azure_core::cloud::CloudConfiguration::Custom(custom)))
                 }
-            };
-            o
+            },
+            ..Default::default()
         };
         let credential: Arc<dyn TokenCredential> = match auth {
             AzureAuth::ClientSecret { tenant_id, client_id, secret } => {
@@ -234,15 +233,16 @@ impl AzureClient {
                     .map_err(config)?
             }
             AzureAuth::ManagedIdentity { identity_id } => {
-                let mut options = azure_identity::ManagedIdentityCredentialOptions::default();
-                options.client_options = client_options();
-                options.user_assigned_id = identity_id.map(|id| {
-                    if id.starts_with("/subscriptions/") {
-                        azure_identity::UserAssignedId::ResourceId(id)
-                    } else {
-                        azure_identity::UserAssignedId::ClientId(id)
-                    }
-                });
+                let options = azure_identity::ManagedIdentityCredentialOptions {
+                    client_options: client_options(),
+                    user_assigned_id: identity_id.map(|id| {
+                        if id.starts_with("/subscriptions/") {
+                            azure_identity::UserAssignedId::ResourceId(id)
+                        } else {
+                            azure_identity::UserAssignedId::ClientId(id)
+                        }
+                    }),
+                };
                 azure_identity::ManagedIdentityCredential::new(Some(options)).map_err(config)?
             }
             AzureAuth::WorkloadIdentity { tenant_id, client_id } => {
