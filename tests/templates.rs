@@ -271,19 +271,116 @@ fn template_from_secret_literal_and_labels_in_handlebars() {
     assert_eq!(s["metadata"]["annotations"], serde_json::json!({"user": "admin"}));
 }
 
+/// Binds `$s` to 327,680 bytes of text (320 KiB).
+const S320K: &str = r#"{{ $s := "0123456789" }}{{ range $i := 15 }}{{ $s = printf "%s%s" $s $s }}{{ end }}"#;
+
+/// Renders one ExternalSecret per `(name, annotations, template)`, each templating `data.k` from
+/// the `db` secret; returns the failed run's stderr.
+fn render_failing(cases: &[(&str, &str, String)]) -> String {
+    let docs: String = cases
+        .iter()
+        .map(|(name, annotations, template)| {
+            let spec = format!(
+                "  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      data:\n        k: '{}'\n",
+                template.replace('\'', "''")
+            );
+            es(name, annotations, &spec)
+        })
+        .collect();
+    failed(&render(&docs))
+}
+
+/// The error line of ExternalSecret `name` (it names the template field).
+fn error_of<'a>(err: &'a str, name: &str) -> &'a str {
+    err.lines().find(|l| l.contains(&format!("ExternalSecret apps/{name}: "))).unwrap_or_else(|| panic!("no error for {name} in:\n{err}"))
+}
+
 #[test]
-fn a_long_running_template_is_stopped_by_the_deadline() {
-    // Nested loops of 3,000 × 3,000 × 3,000 in handlebars: no iteration budget there, so the
-    // run's deadline must end it (template work runs on a blocking thread the deadline outlives).
-    let spec = format!(
-        "  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      data: {{k: '{}'}}\n",
-        r#"{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}{{#each (splitList " " (indent 3000 ""))}}x{{/each}}{{/each}}{{/each}}"#
-    );
+fn template_bombs_are_ordinary_errors_naming_the_external_secret_and_field() {
+    // 40 templates, each calling the one below twice: 2^40 calls that neither call a function
+    // nor write a byte.
+    let dag = (1..=40).fold(r#"{{define "a0"}}{{end}}"#.to_string(), |acc, i| {
+        format!(r#"{acc}{{{{define "a{i}"}}}}{{{{template "a{}" .}}}}{{{{template "a{}" .}}}}{{{{end}}}}"#, i - 1, i - 1)
+    }) + r#"{{template "a40" .}}"#;
+    // handlebars has no assignment: each `with` level binds the doubled text.
+    let hb_double = {
+        let mut t = "{{#with user as |x0|}}".to_string();
+        for i in 1..=34 {
+            t += &format!(r#"{{{{#with (printf "%s%s" x{p} x{p}) as |x{i}|}}}}"#, p = i - 1);
+        }
+        t += "{{x34}}";
+        t += &"{{/with}}".repeat(35);
+        t
+    };
+    let cases = [
+        ("doubling", "", r#"{{ $x := .user }}{{ range $i := 34 }}{{ $x = printf "%s%s" $x $x }}{{ end }}{{ $x }}"#.to_string()),
+        ("doubling-hb", HB, hb_double),
+        ("print", "", r#"{{ $x := .user }}{{ range $i := 34 }}{{ $x = print $x $x }}{{ end }}{{ $x }}"#.to_string()),
+        ("width", "", r#"{{ printf "%0999999999d" 7 }}"#.to_string()),
+        ("recursion", "", r#"{{define "a"}}{{template "a" .}}{{template "a" .}}{{end}}{{template "a" .}}"#.to_string()),
+        ("dag", "", dag),
+        ("range", "", "{{ range $i := 1000000000 }}{{ end }}".to_string()),
+        ("output", "", "{{ range $i := 900000 }}{{ $.password }}{{ end }}".to_string()),
+        (
+            "output-hb",
+            HB,
+            r#"{{#each (splitList " " (indent 4000 ""))}}{{#each (splitList " " (indent 4000 ""))}}{{@root.password}}{{/each}}{{/each}}"#
+                .to_string(),
+        ),
+        (
+            "each-hb",
+            HB,
+            r#"{{#with (splitList " " (indent 3000 "")) as |l|}}{{#each l}}{{#each l}}{{#each l}}{{/each}}{{/each}}{{/each}}{{/with}}"#
+                .to_string(),
+        ),
+        ("json", "", r#"{{ $l := list .user }}{{ range $i := 40 }}{{ $l = list $l $l }}{{ end }}{{ toJson $l }}"#.to_string()),
+        ("shared", "", r#"{{ $l := list .user }}{{ range $i := 40 }}{{ $l = list $l $l }}{{ end }}{{ $l }}"#.to_string()),
+        ("deep", "", r#"{{ $l := list .user }}{{ range $i := 100 }}{{ $l = list $l }}{{ end }}{{ len $l }}"#.to_string()),
+        ("indent", "", r#"{{ $n := "\n" }}{{ range $i := 12 }}{{ $n = printf "%s%s" $n $n }}{{ end }}{{ indent 4096 $n }}"#.to_string()),
+        ("replace", "", format!(r#"{S320K}{{{{ replace "" "0123456789" $s }}}}"#)),
+        ("join", "", format!(r#"{S320K}{{{{ join "," (list $s $s $s $s) }}}}"#)),
+        ("regex", "", format!(r#"{S320K}{{{{ regexReplaceAll "(.)" $s "$1$1$1$1" }}}}"#)),
+    ];
     let start = std::time::Instant::now();
-    let out = run(extsecret(&["render", "-o", "json", "--timeout", "2s"]), Some(format!("{STORE}{}", es("slow", HB, &spec)).as_bytes()));
-    let err = failed(&out);
-    assert!(start.elapsed() < std::time::Duration::from_secs(20), "took {:?}", start.elapsed());
-    assert!(err.contains("deadline of 2s exceeded"), "{err}");
+    let err = render_failing(&cases);
+    assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
+    let expected = [
+        ("doubling", "printf: the result would be longer than 1 MiB, the limit for one string"),
+        ("doubling-hb", "printf failed: the result would be longer than 1 MiB"),
+        ("print", "print: the result would be longer than 1 MiB"),
+        ("width", "printf: the result would be longer than 1 MiB"),
+        ("recursion", "recursion limit exceeded"),
+        ("dag", "execution: the templates of this ExternalSecret used more than 2 s of CPU time"),
+        ("range", "range iteration budget exhausted"),
+        ("output", "output: the result would be longer than 1 MiB"),
+        ("output-hb", "output: the result would be longer than 1 MiB"),
+        ("each-hb", "execution: the templates of this ExternalSecret used more than 2 s of CPU time"),
+        ("json", "toJson: the result would be longer than 1 MiB"),
+        ("shared", "output: the result would be longer than 1 MiB"),
+        ("deep", "list: lists and maps may nest at most 64 deep"),
+        ("indent", "indent: the result would be longer than 1 MiB"),
+        ("replace", "replace: the result would be longer than 1 MiB"),
+        ("join", "join: the result would be longer than 1 MiB"),
+        ("regex", "regexReplaceAll: the result would be longer than 1 MiB"),
+    ];
+    for (name, message) in expected {
+        let line = error_of(&err, name);
+        assert!(line.starts_with("error: "), "{line}");
+        assert!(line.contains(": spec.target.template.data.k: template: data.k"), "{line}");
+        assert!(line.contains(message), "expected `{message}` in:\n{line}");
+        assert!(!line.contains("admin") && !line.contains("db-VALUE-2"), "{line}");
+    }
+}
+
+#[test]
+fn one_external_secret_budget_is_shared_by_its_templates() {
+    // Ten keys of 900 KB each: each fits one string, together over 8 MiB built.
+    let keys: String =
+        (0..10).map(|i| format!("        k{i}: '{{{{ range $i := 225 }}}}{{{{ indent 4000 \"{i}\" }}}}{{{{ end }}}}'\n")).collect();
+    let spec = format!("  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      data:\n{keys}");
+    let err = failed(&render(&es("total", "", &spec)));
+    assert!(err.contains("the templates of this ExternalSecret would build more than 8 MiB of text"), "{err}");
+    assert!(err.contains("ExternalSecret apps/total: spec.target.template.data.k"), "{err}");
 }
 
 #[test]
@@ -292,7 +389,7 @@ fn rendered_labels_keys_and_sizes_are_checked_without_quoting_them() {
         ("templateFrom: [{target: Labels, literal: \"x: '{{ .password }}!!'\"}]", "a rendered label is not valid"),
         ("templateFrom: [{literal: \"'{{ .password }}!!': a\"}]", "a rendered data key is not a valid Secret key"),
         (
-            "data: {big: '{{ range (splitList \" \" (indent 300 \"\")) }}{{ indent 4096 \"\" }}{{ end }}'}",
+            "data: {a: '{{ range $i := 175 }}{{ indent 4000 \"\" }}{{ end }}', b: '{{ range $i := 175 }}{{ indent 4000 \"\" }}{{ end }}'}",
             "over Kubernetes' limit of 1048576 bytes",
         ),
         ("data: {k: '{{ indent 99999999999 .user }}'}", "width must be an integer from 0 to 4096"),

@@ -199,7 +199,7 @@ impl Sink {
     }
 
     fn push(&mut self, s: &str) -> Result<(), TemplateError> {
-        tick(&self.name)?;
+        tick("execution")?;
         if self.text.len().saturating_add(s.len()) > self.limit {
             return Err(breach(&self.name, too_long()));
         }
