@@ -402,3 +402,168 @@ fn rendered_labels_keys_and_sizes_are_checked_without_quoting_them() {
         assert!(!err.contains("db-VALUE-2"), "{err}");
     }
 }
+
+/// A fake-store JSON secret whose every operand is a canary: a number, a float, a boolean and a
+/// string, also inside a list and a map.
+const CANARY_STORE: &str = r#"apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata: {name: fake, namespace: apps}
+spec:
+  provider:
+    fake:
+      data:
+        - {key: canary, value: '{"n":918273,"f":3.14159,"b":true,"s":"CANARY-WORD-61","l":[918273,3.14159],"m":{"k":"CANARY-WORD-61"}}'}
+"#;
+
+const CANARIES: &[&str] = &["918273", "3.14159", "true", "CANARY", "Q0FOQVJZ"];
+
+#[test]
+fn every_template_function_fails_without_quoting_an_operand() {
+    // (case, engine annotations, template using `$c` (go) or `j` (handlebars), expected text)
+    let go = |t: &str| format!("{{{{ $c := .j | fromJson }}}}{t}");
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        ("len", "", go("{{ len $c.n }}"), "len: cannot take the length of a int"),
+        ("index", "", go("{{ index $c.l $c.n }}"), "index: the index is out of range"),
+        ("index-type", "", go("{{ index $c.n $c.n }}"), "index: the index is out of range or of the wrong type"),
+        ("slice", "", go("{{ slice $c.s 0 $c.n }}"), "slice: an index is out of range"),
+        ("slice-list", "", go("{{ slice $c.l 1 2 $c.n }}"), "slice: an index is out of range"),
+        ("slice-type", "", go("{{ slice $c.f 1 }}"), "slice: cannot slice a float64"),
+        ("printf", "", go("{{ printf $c.n $c.s }}"), "printf: the format must be a string, not a int"),
+        ("print", "", go("{{ $x := $c.s }}{{ range $i := 20 }}{{ $x = print $x $c.n $x }}{{ end }}"), "print: the result would be"),
+        ("println", "", go("{{ $x := $c.s }}{{ range $i := 20 }}{{ $x = println $x $x }}{{ end }}"), "println: the result would be"),
+        ("eq", "", go("{{ eq $c.n $c.s }}"), "eq: incompatible types for comparison (int and string)"),
+        ("eq-list", "", go("{{ eq $c.l $c.n }}"), "eq: a list cannot be compared"),
+        ("ne", "", go("{{ ne $c.b $c.f }}"), "ne: incompatible types for comparison (bool and float"),
+        ("lt", "", go("{{ lt $c.b $c.b }}"), "lt: a bool cannot be ordered"),
+        ("le", "", go("{{ le $c.n $c.s }}"), "le: incompatible types"),
+        ("gt", "", go("{{ gt $c.f $c.n }}"), "gt: incompatible types"),
+        ("ge", "", go("{{ ge $c.m $c.m }}"), "ge: a map cannot be ordered"),
+        ("not", "", go("{{ not $c.n $c.b }}"), "not expects 1, got 2"),
+        ("html", "", go("{{ html $c.n $c.s }}"), "html expects 1, got 2"),
+        ("js", "", go("{{ js $c.f $c.s }}"), "js expects 1, got 2"),
+        ("urlquery", "", go("{{ urlquery $c.b $c.s }}"), "urlquery expects 1, got 2"),
+        ("call", "", go("{{ call $c.n $c.s }}"), "call: function values are not available"),
+        ("range", "", go("{{ range $i, $v := $c.n }}{{ end }}"), "range: an integer can be iterated with one variable only"),
+        ("range-type", "", go("{{ range $c.b }}{{ end }}"), "cannot range over bool"),
+        ("field", "", go("{{ $c.n.x }}"), "can't evaluate field x in type int"),
+        ("default", "", go("{{ default $c.n $c.s $c.f }}"), "default expects 2, got 3"),
+        ("empty", "", go("{{ empty $c.n $c.s }}"), "empty expects 1, got 2"),
+        ("ternary", "", go("{{ ternary $c.n $c.s }}"), "ternary expects 3, got 2"),
+        (
+            "quote",
+            "",
+            go("{{ $l := list $c.s }}{{ range $i := 30 }}{{ $l = list $l $l }}{{ end }}{{ quote $l }}"),
+            "quote: the result would be",
+        ),
+        (
+            "squote",
+            "",
+            go("{{ $l := list $c.n }}{{ range $i := 30 }}{{ $l = list $l $l }}{{ end }}{{ squote $l }}"),
+            "squote: the result would be",
+        ),
+        ("trim", "", go("{{ trim $c.s $c.n }}"), "trim expects 1, got 2"),
+        ("trimPrefix", "", go("{{ trimPrefix $c.s }}"), "trimPrefix expects 2, got 1"),
+        ("trimSuffix", "", go("{{ trimSuffix $c.n }}"), "trimSuffix expects 2, got 1"),
+        ("upper", "", go("{{ upper $c.s $c.f }}"), "upper expects 1, got 2"),
+        ("lower", "", go("{{ lower $c.s $c.b }}"), "lower expects 1, got 2"),
+        ("replace", "", go("{{ replace $c.s $c.n }}"), "replace expects 3, got 2"),
+        ("contains", "", go("{{ contains $c.s }}"), "contains expects 2, got 1"),
+        ("hasPrefix", "", go("{{ hasPrefix $c.s }}"), "hasPrefix expects 2, got 1"),
+        ("hasSuffix", "", go("{{ hasSuffix $c.s }}"), "hasSuffix expects 2, got 1"),
+        ("indent", "", go("{{ indent $c.n $c.s }}"), "indent: width must be an integer from 0 to 4096"),
+        ("nindent", "", go("{{ nindent $c.s $c.s }}"), "nindent: width must be an integer from 0 to 4096"),
+        ("b64enc", "", go("{{ b64enc $c.s $c.n }}"), "b64enc expects 1, got 2"),
+        ("b64dec", "", go("{{ b64dec $c.s }}"), "b64dec: the input is not valid base64"),
+        (
+            "toJson",
+            "",
+            go("{{ $l := list $c.s }}{{ range $i := 30 }}{{ $l = list $l $l }}{{ end }}{{ toJson $l }}"),
+            "toJson: the result would be",
+        ),
+        ("toPrettyJson", "", go("{{ toPrettyJson $c.n $c.s }}"), "toPrettyJson expects 1, got 2"),
+        ("fromJson", "", go("{{ fromJson $c.s }}"), "fromJson: not valid JSON"),
+        (
+            "fromJson-deep",
+            "",
+            go(r#"{{ fromJson (printf "%s%v" (indent 100 "") $c.n | replace " " "[") }}"#),
+            "fromJson: the input nests deeper than 64",
+        ),
+        ("toYaml", "", go("{{ toYaml $c.f $c.s }}"), "toYaml expects 1, got 2"),
+        ("fromYaml", "", go(r#"{{ fromYaml (printf "%s: [%v" $c.s $c.n) }}"#), "fromYaml: the input is not valid YAML"),
+        ("toString", "", go("{{ toString $c.n $c.s }}"), "toString expects 1, got 2"),
+        ("sha256sum", "", go("{{ sha256sum $c.s $c.n }}"), "sha256sum expects 1, got 2"),
+        (
+            "list",
+            "",
+            go("{{ $l := list $c.s }}{{ range $i := 70 }}{{ $l = list $l }}{{ end }}"),
+            "list: lists and maps may nest at most 64 deep",
+        ),
+        ("dict", "", go("{{ dict $c.s }}"), "dict: needs key/value pairs"),
+        ("get", "", go(r#"{{ get $c.n "k" }}"#), "get: first argument must be a map"),
+        ("hasKey", "", go(r#"{{ hasKey $c.f "k" }}"#), "hasKey: first argument must be a map"),
+        ("keys", "", go("{{ keys $c.m $c.n }}"), "keys: first argument must be a map"),
+        ("join", "", go("{{ join $c.s }}"), "join expects 2, got 1"),
+        ("split", "", go("{{ split $c.s }}"), "split expects 2, got 1"),
+        ("splitList", "", go("{{ splitList $c.n }}"), "splitList expects 2, got 1"),
+        ("regexReplaceAll", "", go(r#"{{ regexReplaceAll (printf "(%s" $c.s) $c.s "x" }}"#), "regexReplaceAll: invalid regular expression"),
+        ("regexMatch", "", go(r#"{{ regexMatch (printf "(%v" $c.n) $c.s }}"#), "regexMatch: invalid regular expression"),
+        ("filterPEM", "", go("{{ filterPEM $c.s }}"), "filterPEM expects 2, got 1"),
+        (
+            "fail",
+            "",
+            go(r#"{{ fail (printf "%v %v %v %s" $c.n $c.f $c.b $c.s) }}"#),
+            "fail: called with a message that is not a literal of the template (withheld)",
+        ),
+        ("pkcs12key", "", go("{{ pkcs12key $c.s }}"), "pkcs12key: "),
+        ("pkcs12keyPass", "", go("{{ pkcs12keyPass $c.s (toJson $c) }}"), "pkcs12keyPass: "),
+        ("pkcs12cert", "", go("{{ pkcs12cert (toJson $c) }}"), "pkcs12cert: "),
+        ("pkcs12certPass", "", go("{{ pkcs12certPass $c.s (toJson $c) }}"), "pkcs12certPass: "),
+        ("pemToPkcs12", "", go("{{ pemToPkcs12 $c.s (toJson $c) }}"), "pemToPkcs12: "),
+        ("pemToPkcs12Pass", "", go("{{ pemToPkcs12Pass $c.s (toJson $c) $c.s }}"), "pemToPkcs12Pass: "),
+        ("fullPemToPkcs12", "", go("{{ fullPemToPkcs12 $c.s (toJson $c) }}"), "fullPemToPkcs12: "),
+        ("fullPemToPkcs12Pass", "", go("{{ fullPemToPkcs12Pass $c.s (toJson $c) $c.s }}"), "fullPemToPkcs12Pass: "),
+        ("jwkPublicKeyPem", "", go("{{ jwkPublicKeyPem (toJson $c) }}"), "jwkPublicKeyPem: "),
+        ("jwkPrivateKeyPem", "", go(r#"{{ jwkPrivateKeyPem (printf "{\"kty\":\"RSA\",\"n\":\"%v\"}" $c.n) }}"#), "jwkPrivateKeyPem: "),
+        ("filterCertChain", "", go("{{ filterCertChain $c.s $c.n }}"), "filterCertChain: this ESO function is not supported yet"),
+        ("env", "", go("{{ env $c.s }}"), "env: not available"),
+        ("hb-printf", HB, "{{printf (lookup (fromJson j) \"n\")}}".into(), "printf failed: the format must be a string"),
+        ("hb-b64dec", HB, "{{b64dec j}}".into(), "b64dec failed: the input is not valid base64"),
+        ("hb-fail", HB, "{{fail j}}".into(), "fail: called with a message that is not a literal of the template (withheld)"),
+        ("hb-fromYaml", HB, "{{fromYaml (printf \"%s: [\" j)}}".into(), "fromYaml failed: the input is not valid YAML"),
+        ("hb-eq", HB, "{{eq (fromJson j) j}}".into(), "eq failed: a map cannot be compared"),
+        ("hb-slice", HB, "{{slice j 0 (lookup (fromJson j) \"n\")}}".into(), "slice failed: an index is out of range"),
+        ("hb-len", HB, "{{len (lookup (fromJson j) \"n\")}}".into(), "len failed: cannot take the length of a int"),
+        ("hb-log", HB, "{{log j}}".into(), "log failed: not available"),
+        ("hb-strict", HB, "{{lookup (fromJson j) \"CANARY-WORD-61\"}}".into(), "a variable is missing"),
+    ];
+    let docs: String = cases
+        .iter()
+        .map(|(name, annotations, template, _)| {
+            let spec = format!(
+                "  data: [{{secretKey: j, remoteRef: {{key: canary}}}}]\n  target:\n    template:\n      data:\n        k: '{}'\n",
+                template.replace('\'', "''")
+            );
+            es(&format!("fn-{}", name.to_ascii_lowercase()), annotations, &spec)
+        })
+        .collect();
+    let err = failed(&run(extsecret(&["render", "-o", "json"]), Some(format!("{CANARY_STORE}{docs}").as_bytes())));
+    for canary in CANARIES {
+        assert!(!err.to_ascii_uppercase().contains(&canary.to_ascii_uppercase()), "canary {canary} leaked:\n{err}");
+    }
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, _, _, expected)| {
+            let id = format!("ExternalSecret apps/fn-{}: spec.target.template.data.k: template: data.k", name.to_ascii_lowercase());
+            let line = err.lines().find(|l| l.contains(&id));
+            (!line.is_some_and(|l| l.contains(expected))).then(|| format!("{name}: expected `{expected}`, got {line:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}\n\n{err}", wrong.join("\n"));
+    // `fail` with a literal message shows it.
+    let spec = "  data: [{secretKey: j, remoteRef: {key: canary}}]\n  target:\n    template:\n      data:\n        k: '{{ fail \"rotate the key first\" }}'\n";
+    let hb = spec.replace("{{ fail \"rotate the key first\" }}", "{{fail \"rotate the key first\"}}");
+    let err =
+        failed(&run(extsecret(&["render"]), Some(format!("{CANARY_STORE}{}{}", es("lit", "", spec), es("lit-hb", HB, &hb)).as_bytes())));
+    assert!(error_of(&err, "lit").contains("data.k:1:4: fail: rotate the key first"), "{err}");
+    assert!(error_of(&err, "lit-hb").contains("fail: rotate the key first"), "{err}");
+}
