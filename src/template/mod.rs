@@ -294,7 +294,7 @@ fn handlebars_reason(reason: &handlebars::RenderErrorReason) -> String {
         }
         R::BlockContentRequired => "a block needs content".into(),
         R::Other(m) => match m.split_once(':') {
-            Some((f, rest)) if ident(f) && budget::is_own(m) => format!("{f} failed: {}", rest.trim()),
+            Some((f, _)) if ident(f) && budget::is_own(m) => m.clone(),
             Some((f, _)) if ident(f) => format!("{f} failed"),
             _ => "a helper failed".to_string(),
         },
