@@ -16,6 +16,7 @@ use sha2::Digest;
 
 use super::budget::{self, MAX_STRING};
 use super::bytes::{from_engine, text_to_engine, to_engine, with_text};
+use super::json::{from_json_text, from_serde, to_json, to_pretty_json, to_yaml};
 
 pub(super) type FResult = Result<Value, TemplateError>;
 
@@ -114,85 +115,8 @@ fn go_quote(bytes: &[u8]) -> String {
     out
 }
 
-/// JSON of a value as Go's `json.Marshal` writes it: map keys sorted, `<`, `>`, `&` escaped.
-fn to_json(v: &Value) -> Result<String, String> {
-    fn conv(v: &Value) -> Result<serde_json::Value, String> {
-        Ok(match v {
-            Value::Nil => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Uint(u) => serde_json::Value::from(*u),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or("NaN or infinite number")?,
-            Value::String(s) => serde_json::Value::String(String::from_utf8_lossy(&from_engine(s)?).into_owned()),
-            Value::List(l) => serde_json::Value::Array(l.iter().map(conv).collect::<Result<_, _>>()?),
-            Value::Map(m) => {
-                serde_json::Value::Object(m.iter().map(|(k, v)| Ok((engine_key(k), conv(v)?))).collect::<Result<_, String>>()?)
-            }
-            _ => return Err("a function cannot be encoded".into()),
-        })
-    }
-    let text = serde_json::to_string(&conv(v)?).map_err(|e| e.to_string())?;
-    Ok(text.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
-}
-
 fn engine_key(k: &str) -> String {
     from_engine(k).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| k.to_string())
-}
-
-/// A parsed JSON/YAML value as a template value; JSON integers keep their written form.
-fn from_json_text(text: &str) -> Result<Value, String> {
-    if !gjson::valid(text) {
-        return Err("not valid JSON".into());
-    }
-    fn conv(v: &gjson::Value) -> Value {
-        match v.kind() {
-            gjson::Kind::Null => Value::Nil,
-            gjson::Kind::True => Value::Bool(true),
-            gjson::Kind::False => Value::Bool(false),
-            gjson::Kind::String => s(&text_to_engine(v.str())),
-            gjson::Kind::Number => {
-                let raw = v.json();
-                raw.parse::<i64>()
-                    .map(Value::Int)
-                    .or_else(|_| raw.parse::<u64>().map(Value::Uint))
-                    .unwrap_or_else(|_| Value::Float(v.f64()))
-            }
-            gjson::Kind::Array => Value::List(v.array().iter().map(conv).collect::<Vec<_>>().into()),
-            gjson::Kind::Object => {
-                let mut m = BTreeMap::new();
-                v.each(|k, val| {
-                    m.insert(Arc::from(text_to_engine(k.str()).as_str()), conv(&val));
-                    true
-                });
-                Value::Map(Arc::new(m))
-            }
-        }
-    }
-    Ok(conv(&gjson::parse(text)))
-}
-
-fn json_to_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => {
-            n.as_i64().map(Value::Int).or_else(|| n.as_u64().map(Value::Uint)).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)))
-        }
-        serde_json::Value::String(t) => s(&text_to_engine(t)),
-        serde_json::Value::Array(a) => Value::List(a.iter().map(json_to_value).collect::<Vec<_>>().into()),
-        serde_json::Value::Object(o) => {
-            Value::Map(Arc::new(o.iter().map(|(k, v)| (Arc::from(text_to_engine(k).as_str()), json_to_value(v))).collect()))
-        }
-    }
-}
-
-fn value_to_yaml(v: &Value) -> Result<String, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(&to_json(v)?.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&"))
-            .map_err(|e| e.to_string())?;
-    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
-    let text = serde_saphyr::to_string_with_options(&json, options).map_err(|e| e.to_string())?;
-    Ok(text.trim_end_matches('\n').to_string())
 }
 
 fn map_of(name: &str, v: &Value) -> Result<Arc<BTreeMap<Arc<str>, Value>>, TemplateError> {
@@ -317,8 +241,7 @@ pub fn library() -> FuncMap {
         f("toPrettyJson", |n, a| {
             arity(n, a, 1)?;
             budget::check_encoded_len(n, &a[0], true)?;
-            let compact: serde_json::Value = serde_json::from_str(&to_json(&a[0]).map_err(|e| err(n, e))?).map_err(|e| err(n, e))?;
-            Ok(s(&text_to_engine(&serde_json::to_string_pretty(&compact).map_err(|e| err(n, e))?)))
+            Ok(s(&text_to_engine(&to_pretty_json(&a[0]).map_err(|e| err(n, e))?)))
         }),
         f("fromJson", |n, a| {
             arity(n, a, 1)?;
@@ -329,14 +252,14 @@ pub fn library() -> FuncMap {
         f("toYaml", |n, a| {
             arity(n, a, 1)?;
             budget::check_encoded_len(n, &a[0], true)?;
-            Ok(s(&text_to_engine(&value_to_yaml(&a[0]).map_err(|e| err(n, e))?)))
+            Ok(s(&text_to_engine(&to_yaml(&a[0]).map_err(|e| err(n, e))?)))
         }),
         f("fromYaml", |n, a| {
             arity(n, a, 1)?;
             let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
             budget::check_json_depth(n, &text)?;
             let v: serde_json::Value = serde_saphyr::from_str(&text).map_err(|_| err(n, "the input is not valid YAML"))?;
-            Ok(json_to_value(&v))
+            Ok(from_serde(&v))
         }),
         f("toString", |n, a| {
             arity(n, a, 1)?;

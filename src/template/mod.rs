@@ -20,6 +20,7 @@ pub mod bytes;
 pub mod crypto;
 pub mod funcs;
 mod instrument;
+pub mod json;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
