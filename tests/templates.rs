@@ -567,3 +567,67 @@ fn every_template_function_fails_without_quoting_an_operand() {
     assert!(error_of(&err, "lit").contains("data.k:1:4: fail: rotate the key first"), "{err}");
     assert!(error_of(&err, "lit-hb").contains("fail: rotate the key first"), "{err}");
 }
+
+#[test]
+fn big_integers_and_floats_keep_go_forms_through_json_and_yaml() {
+    let store = CANARY_STORE.replace(
+        "        - {key: canary",
+        "        - {key: nums, value: '{\"big\":123456789012345678901234567890,\"neg\":-98765432109876543210,\"f\":1e3,\"g\":2.5,\"h\":1e21,\"l\":[18446744073709551616]}'}\n        - {key: canary",
+    );
+    let spec = r#"  data: [{secretKey: j, remoteRef: {key: nums}}]
+  target:
+    template:
+      data:
+        json: '{{ .j | fromJson | toJson }}'
+        pretty: '{{ (.j | fromJson).l | toPrettyJson }}'
+        yaml: '{{ .j | fromJson | toYaml }}'
+        big: '{{ (.j | fromJson).big }}'
+        sum: '{{ printf "%s/%v" (.j | fromJson).neg (index (.j | fromJson).l 0) }}'
+"#;
+    let hb = spec
+        .replace("{{ .j | fromJson | toJson }}", "{{toJson (fromJson j)}}")
+        .replace("{{ (.j | fromJson).l | toPrettyJson }}", "{{toPrettyJson (lookup (fromJson j) \"l\")}}")
+        .replace("{{ .j | fromJson | toYaml }}", "{{toYaml (fromJson j)}}")
+        .replace("{{ (.j | fromJson).big }}", "{{lookup (fromJson j) \"big\"}}")
+        .replace(
+            r#"{{ printf "%s/%v" (.j | fromJson).neg (index (.j | fromJson).l 0) }}"#,
+            r#"{{printf "%s/%v" (lookup (fromJson j) "neg") (lookup (fromJson j) "l")}}"#,
+        );
+    let out = ok(&run(
+        extsecret(&["render", "-o", "json"]),
+        Some(format!("{store}{}{}", es("nums", "", spec), es("nums-hb", HB, &hb)).as_bytes()),
+    ));
+    let all = secrets(&out);
+    assert_eq!(all.len(), 2);
+    for s in &all {
+        assert_eq!(
+            text(s, "json"),
+            r#"{"big":123456789012345678901234567890,"f":1000,"g":2.5,"h":1e+21,"l":[18446744073709551616],"neg":-98765432109876543210}"#,
+            "{}",
+            s["metadata"]["name"]
+        );
+        assert_eq!(text(s, "pretty"), "[\n  18446744073709551616\n]");
+        assert_eq!(
+            text(s, "yaml"),
+            "big: 123456789012345678901234567890\nf: 1000\ng: 2.5\nh: 1e+21\nl:\n- 18446744073709551616\nneg: -98765432109876543210"
+        );
+        assert_eq!(text(s, "big"), "123456789012345678901234567890");
+    }
+    assert_eq!(text(&all[0], "sum"), "-98765432109876543210/18446744073709551616");
+    assert_eq!(text(&all[1], "sum"), "-98765432109876543210/[18446744073709551616]");
+}
+
+#[test]
+fn pass_through_objects_and_list_items_keep_every_digit_in_json_and_yaml_output() {
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {big: 123456789012345678901234567890, f: 1e3, h: 1e21, g: 2.5}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: item}\n  spec: {big: -123456789012345678901234567890, f: 1e3}\n";
+    let json = ok(&run(extsecret(&["render", "-o", "json"]), Some(input.as_bytes())));
+    assert!(json.contains("\"big\": 123456789012345678901234567890,\n"), "{json}");
+    assert!(json.contains("\"f\": 1000,\n") && json.contains("\"h\": 1e+21,\n") && json.contains("\"g\": 2.5\n"), "{json}");
+    assert!(json.contains("\"big\": -123456789012345678901234567890,\n"), "{json}");
+    let yaml = ok(&run(extsecret(&["render"]), Some(input.as_bytes())));
+    assert!(yaml.contains("spec: {big: 123456789012345678901234567890, f: 1e3, h: 1e21, g: 2.5}\n"), "passed through as written:\n{yaml}");
+    assert!(yaml.contains("  big: -123456789012345678901234567890\n  f: 1000\n"), "a list item is written again:\n{yaml}");
+    let krm = format!("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- {}", input.split("items:\n- ").nth(1).unwrap());
+    let out = ok(&run(extsecret(&["krm"]), Some(krm.as_bytes())));
+    assert!(out.contains("    big: -123456789012345678901234567890\n    f: 1000\n"), "KRM items are written again:\n{out}");
+}

@@ -23,7 +23,7 @@ pub fn text_to_engine(text: &str) -> String {
 /// Marks a *raw number* (an integer beyond 64 bits read by `fromJson`, see `super::json`): the
 /// only char above `U+00FF` an engine string may hold; it is dropped on the way out, so the
 /// number prints as its digits.
-pub const RAW_NUMBER: char = '\u{e000}';
+pub const RAW_NUMBER: char = crate::manifest::numbers::RAW_START;
 
 /// A byte-char string back to bytes. Errors on a char above `U+00FF` (other than
 /// [`RAW_NUMBER`], dropped), which only a function that forgot to encode its result could produce.

@@ -2,7 +2,8 @@
 //! `toYaml`) and read without losing digits (`fromJson`):
 //! - an integer too large for 64 bits keeps every digit: it is carried as a *raw number*, a string
 //!   starting with [`RAW_NUMBER`] (a char no byte-char string holds, see [`super::bytes`]), which
-//!   prints as its digits and encodes as a JSON number;
+//!   prints as its digits and encodes as a JSON number (through the placeholders of
+//!   [`crate::manifest::numbers`]);
 //! - a float is written as Go's `encoding/json` writes a `float64`: shortest digits, `1000` not
 //!   `1000.0`, exponent form (`1e+21`, `1e-7`) below 1e-6 and from 1e21.
 //!
@@ -14,35 +15,16 @@ use std::sync::Arc;
 use gotmpl::Value;
 
 use super::bytes::{from_engine, text_to_engine, RAW_NUMBER};
-
-/// Ends a raw number inside encoded text (before the placeholders are replaced).
-const RAW_END: char = '\u{e001}';
+use crate::manifest::numbers::{finish, go_float, placeholder};
 
 /// A raw number: JSON number text as a template value.
 pub fn raw_number(text: &str) -> Value {
     Value::String(Arc::from(format!("{RAW_NUMBER}{text}").as_str()))
 }
 
-/// A float as Go's `encoding/json` writes a `float64`; `None` for NaN and infinities.
-pub fn go_float(f: f64) -> Option<String> {
-    if !f.is_finite() {
-        return None;
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Rust writes `1e21` and `1.5e-7`; Go `1e+21` and `1.5e-7`.
-        let text = format!("{f:e}");
-        return Some(match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-            _ => text,
-        });
-    }
-    Some(format!("{f}"))
-}
-
 /// `v` as a serde value; numbers become placeholders that [`finish`] turns into number text.
 fn encodable(v: &Value) -> Result<serde_json::Value, String> {
-    let placeholder = |text: &str| serde_json::Value::String(format!("{RAW_NUMBER}{text}{RAW_END}"));
+    let placeholder = |text: &str| serde_json::Value::String(placeholder(text));
     Ok(match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -55,29 +37,6 @@ fn encodable(v: &Value) -> Result<serde_json::Value, String> {
         Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| Ok((key_text(k), encodable(v)?))).collect::<Result<_, String>>()?),
         _ => return Err("a function cannot be encoded".into()),
     })
-}
-
-/// Encoded text with each quoted placeholder (`"…"` or `'…'` or bare) replaced by its number.
-fn finish(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(RAW_NUMBER) {
-        let Some(len) = rest[start..].find(RAW_END) else { break };
-        let number = &rest[start + RAW_NUMBER.len_utf8()..start + len];
-        let mut before = &rest[..start];
-        let mut after = &rest[start + len + RAW_END.len_utf8()..];
-        if let (Some(q @ ('"' | '\'')), Some(c)) = (before.chars().next_back(), after.chars().next()) {
-            if q == c {
-                before = &before[..before.len() - 1];
-                after = &after[1..];
-            }
-        }
-        out.push_str(before);
-        out.push_str(number);
-        rest = after;
-    }
-    out.push_str(rest);
-    out
 }
 
 fn key_text(k: &str) -> String {
