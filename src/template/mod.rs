@@ -396,7 +396,7 @@ mod tests {
         let c = ctx(&[("ks", b64.as_bytes()), ("raw", &bin)]);
         assert_eq!(go("{{ .ks | b64dec | b64enc }}", &c).unwrap(), b64.as_bytes());
         assert_eq!(go("{{ .ks | b64dec }}", &c).unwrap(), bin);
-        assert_eq!(go("é{{ .raw }}", &c).unwrap(), [&"é".as_bytes()[..], &bin[..]].concat());
+        assert_eq!(go("é{{ .raw }}", &c).unwrap(), ["é".as_bytes(), &bin[..]].concat());
     }
 
     #[test]
