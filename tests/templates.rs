@@ -271,6 +271,22 @@ fn template_from_secret_literal_and_labels_in_handlebars() {
     assert_eq!(s["metadata"]["annotations"], serde_json::json!({"user": "admin"}));
 }
 
+#[test]
+fn a_long_running_template_is_stopped_by_the_deadline() {
+    // Nested loops of 3,000 × 3,000 × 3,000 with empty bodies: within the CPU budget for more
+    // than a second, so the run's deadline ends it first (template work runs on a thread the
+    // deadline outlives).
+    let spec = format!(
+        "  dataFrom: [{{extract: {{key: db}}}}]\n  target:\n    template:\n      data: {{k: '{}'}}\n",
+        r#"{{#with (splitList " " (indent 3000 "")) as |l|}}{{#each l}}{{#each l}}{{#each l}}{{/each}}{{/each}}{{/each}}{{/with}}"#
+    );
+    let start = std::time::Instant::now();
+    let out = run(extsecret(&["render", "-o", "json", "--timeout", "1s"]), Some(format!("{STORE}{}", es("slow", HB, &spec)).as_bytes()));
+    let err = failed(&out);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20), "took {:?}", start.elapsed());
+    assert!(err.contains("deadline of 1s exceeded"), "{err}");
+}
+
 /// Binds `$s` to 327,680 bytes of text (320 KiB).
 const S320K: &str = r#"{{ $s := "0123456789" }}{{ range $i := 15 }}{{ $s = printf "%s%s" $s $s }}{{ end }}"#;
 

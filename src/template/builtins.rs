@@ -140,20 +140,21 @@ thread_local! {
     static ENGINE_PRINTF: RefCell<HashMap<usize, Rc<gotmpl::Template>>> = RefCell::new(HashMap::new());
 }
 
+/// Operand counts whose `printf` template is kept for reuse (per thread).
+const CACHED_ARITIES: usize = 16;
+
 /// A template calling gotmpl's own `printf` with `.f` and the `n` items of `.a`.
 fn engine_printf(n: usize) -> Rc<gotmpl::Template> {
-    ENGINE_PRINTF.with(|cache| {
-        cache
-            .borrow_mut()
-            .entry(n)
-            .or_insert_with(|| {
-                let operands: String = (0..n).map(|i| format!(" (index .a {i})")).collect();
-                let source = format!("{{{{printf .f{operands}}}}}");
-                // The source is ours and valid; gotmpl's printf is the builtin (no library here).
-                Rc::new(gotmpl::Template::new("printf").parse(&source).unwrap_or_else(|_| gotmpl::Template::new("printf")))
-            })
-            .clone()
-    })
+    let build = || {
+        let operands: String = (0..n).map(|i| format!(" (index .a {i})")).collect();
+        let source = format!("{{{{printf .f{operands}}}}}");
+        // The source is ours and valid; gotmpl's printf is the builtin (no library here).
+        Rc::new(gotmpl::Template::new("printf").parse(&source).unwrap_or_else(|_| gotmpl::Template::new("printf")))
+    };
+    if n >= CACHED_ARITIES {
+        return build();
+    }
+    ENGINE_PRINTF.with(|cache| cache.borrow_mut().entry(n).or_insert_with(build).clone())
 }
 
 /// Go's `print`/`println` (`fmt.Sprint`: a space between operands when neither is a string;
@@ -262,4 +263,30 @@ fn compare(name: &str, a: &[Value], keep: fn(Ordering) -> bool) -> Result<Value,
         (x, _) => return Err(err(name, format!("a {} cannot be ordered", x.type_name()))),
     };
     Ok(Value::Bool(keep(order)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &'static str, args: &[Value]) -> Result<String, String> {
+        let f = functions().into_iter().find(|(n, _)| n == name).unwrap().1;
+        budget::scope(|| f(args).map(|v| v.to_string()).map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn printf_formats_as_go_and_refuses_oversized_results() {
+        let args =
+            [s("%05.2f|%-4s|%x|%q|%v|%d"), Value::Float(3.14159), s("ab"), Value::Int(255), s("a\"b"), Value::Bool(true), Value::Int(-7)];
+        assert_eq!(call("printf", &args).unwrap(), "03.14|ab  |ff|\"a\\\"b\"|true|-7");
+        assert!(call("printf", &[s("%0999999999d"), Value::Int(1)]).unwrap_err().contains("longer than 1 MiB"));
+        assert!(call("printf", &[s("%*d"), Value::Int(99_999_999), Value::Int(1)]).unwrap_err().contains("longer than 1 MiB"));
+        assert_eq!(call("printf", &[s("100%% %s")]).unwrap(), "100% %!s(MISSING)");
+    }
+
+    #[test]
+    fn print_spaces_operands_as_go() {
+        assert_eq!(call("print", &[s("a"), Value::Int(1), Value::Int(2), s("b")]).unwrap(), "a1 2b");
+        assert_eq!(call("println", &[s("a"), Value::Int(1)]).unwrap(), "a 1\n");
+    }
 }
