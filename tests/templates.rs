@@ -356,6 +356,9 @@ fn template_bombs_are_ordinary_errors_naming_the_external_secret_and_field() {
         ("replace", "", format!(r#"{S320K}{{{{ replace "" "0123456789" $s }}}}"#)),
         ("join", "", format!(r#"{S320K}{{{{ join "," (list $s $s $s $s) }}}}"#)),
         ("regex", "", format!(r#"{S320K}{{{{ regexReplaceAll "(.)" $s "$1$1$1$1" }}}}"#)),
+        ("nesting", "", format!("{}x{}", "{{if 1}}".repeat(3000), "{{end}}".repeat(3000))),
+        ("nesting-hb", HB, format!("{}x{}", "{{#if 1}}".repeat(3000), "{{/if}}".repeat(3000))),
+        ("subexpressions-hb", HB, format!("{{{{lower {}user{}}}}}", "(lower ".repeat(3000), ")".repeat(3000))),
     ];
     let start = std::time::Instant::now();
     let err = render_failing(&cases);
@@ -378,6 +381,9 @@ fn template_bombs_are_ordinary_errors_naming_the_external_secret_and_field() {
         ("replace", "replace: the result would be longer than 1 MiB"),
         ("join", "join: the result would be longer than 1 MiB"),
         ("regex", "regexReplaceAll: the result would be longer than 1 MiB"),
+        ("nesting", "template nesting depth exceeded 100"),
+        ("nesting-hb", "blocks and subexpressions may nest at most 64 deep"),
+        ("subexpressions-hb", "blocks and subexpressions may nest at most 64 deep"),
     ];
     for (name, message) in expected {
         let line = error_of(&err, name);

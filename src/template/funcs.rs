@@ -259,7 +259,9 @@ pub fn library() -> FuncMap {
             let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
             budget::check_json_depth(n, &text)?;
             let v: serde_json::Value = serde_saphyr::from_str(&text).map_err(|_| err(n, "the input is not valid YAML"))?;
-            Ok(from_serde(&v))
+            let v = from_serde(&v);
+            budget::check_depth(n, std::slice::from_ref(&v))?;
+            Ok(v)
         }),
         f("toString", |n, a| {
             arity(n, a, 1)?;

@@ -89,6 +89,44 @@ pub fn handlebars_source(source: &str) -> String {
     out
 }
 
+/// Deepest nesting of handlebars blocks, and of subexpressions in one mustache, a template may
+/// use (the crate parses and renders them recursively: a few thousand levels overflow the stack).
+pub const HB_MAX_NESTING: usize = 64;
+
+/// An error when handlebars `source` nests blocks or subexpressions deeper than
+/// [`HB_MAX_NESTING`].
+pub fn handlebars_nesting(source: &str) -> Result<(), String> {
+    let too_deep = || format!("blocks and subexpressions may nest at most {HB_MAX_NESTING} deep");
+    let (mut depth, mut rest) = (0usize, source);
+    while let Some(open) = rest.find("{{") {
+        let at = &rest[open..];
+        let Some(close) = tag_end(at) else { break };
+        let tag = &at[..close];
+        let head = tag[2..].trim_start_matches('{').trim_start_matches('~').trim_start();
+        if head.starts_with('#') {
+            depth += 1;
+        } else if head.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        }
+        let (mut parens, mut deepest) = (0usize, 0usize);
+        for b in tag.bytes() {
+            match b {
+                b'(' => {
+                    parens += 1;
+                    deepest = deepest.max(parens);
+                }
+                b')' => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if depth > HB_MAX_NESTING || deepest > HB_MAX_NESTING {
+            return Err(too_deep());
+        }
+        rest = &at[close..];
+    }
+    Ok(())
+}
+
 /// End (exclusive) of the mustache starting `tag` (`{{`), skipping string literals, `[...]`
 /// segments and subexpressions.
 fn tag_end(tag: &str) -> Option<usize> {

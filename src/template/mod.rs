@@ -250,6 +250,7 @@ fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<
     if source.contains("{{>") || source.contains("{{~>") || source.contains("{{#>") || source.contains("{{#*inline") {
         return Err(format!("template: {name}: partials (`{{{{> ...}}}}`, `{{{{#*inline}}}}`) are not supported"));
     }
+    instrument::handlebars_nesting(source).map_err(|why| format!("template: {name}: {why}"))?;
     hb.register_template_string(name, instrument::handlebars_source(&bytes::text_to_engine(source))).map_err(|e| {
         // The parser's message quotes the source line (which may come from a Secret): position only.
         let at = e.pos().map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
