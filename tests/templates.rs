@@ -272,6 +272,21 @@ fn template_from_secret_literal_and_labels_in_handlebars() {
 }
 
 #[test]
+fn rewrite_transforms_share_the_external_secret_budget() {
+    // Each transform builds about 3 MB on the way to its key; the four keys of `db` together
+    // pass 8 MiB.
+    let transform =
+        r#"{{ $s := indent 4000 "" }}{{ range $i := 8 }}{{ $s = printf "%s%s" $s $s }}{{ end }}{{ $t := print $s }}{{ .value }}"#;
+    let spec = format!("  dataFrom:\n    - extract: {{key: db}}\n      rewrite: [{{transform: {{template: '{transform}'}}}}]\n");
+    let err = failed(&render(&es("rw-budget", "", &spec)));
+    assert!(
+        err.contains("ExternalSecret apps/rw-budget: spec.dataFrom[0].rewrite[0].transform.template: template: rewrite.transform")
+            && err.contains("the templates of this ExternalSecret would build more than 8 MiB of text"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_long_running_template_is_stopped_by_the_deadline() {
     // Nested loops of 3,000 × 3,000 × 3,000 with empty bodies: within the CPU budget for more
     // than a second, so the run's deadline ends it first (template work runs on a thread the

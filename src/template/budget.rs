@@ -54,14 +54,15 @@ thread_local! {
 /// Runs `f` under one budget: a fresh one unless a scope is already open on this thread (then
 /// `f` shares it).
 pub fn scope<R>(f: impl FnOnce() -> R) -> R {
-    struct Close(bool);
-    impl Drop for Close {
-        fn drop(&mut self) {
-            if self.0 {
-                STATE.with(|s| *s.borrow_mut() = None);
-            }
-        }
-    }
+    let _scope = enter();
+    f()
+}
+
+/// Opens a budget on this thread until the returned guard drops, unless one is open already
+/// (then the guard does nothing): `let _budget = budget::enter();` puts everything the caller
+/// renders for one ExternalSecret under one budget.
+#[must_use = "the budget closes when the guard drops"]
+pub fn enter() -> Scope {
     let fresh = STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.is_some() {
@@ -70,8 +71,18 @@ pub fn scope<R>(f: impl FnOnce() -> R) -> R {
         *s = Some(State { built: 0, cpu_start: thread_cpu(), ticks: 0, own_errors: Vec::new(), breach: None });
         true
     });
-    let _close = Close(fresh);
-    f()
+    Scope(fresh)
+}
+
+/// An open budget (see [`enter`]); closes it on drop if it opened it.
+pub struct Scope(bool);
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if self.0 {
+            STATE.with(|s| *s.borrow_mut() = None);
+        }
+    }
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
