@@ -277,8 +277,8 @@ mod tests {
     #[test]
     fn printf_formats_as_go_and_refuses_oversized_results() {
         let args =
-            [s("%05.2f|%-4s|%x|%q|%v|%d"), Value::Float(3.14159), s("ab"), Value::Int(255), s("a\"b"), Value::Bool(true), Value::Int(-7)];
-        assert_eq!(call("printf", &args).unwrap(), "03.14|ab  |ff|\"a\\\"b\"|true|-7");
+            [s("%05.2f|%-4s|%x|%q|%v|%d"), Value::Float(2.71), s("ab"), Value::Int(255), s("a\"b"), Value::Bool(true), Value::Int(-7)];
+        assert_eq!(call("printf", &args).unwrap(), "02.71|ab  |ff|\"a\\\"b\"|true|-7");
         assert!(call("printf", &[s("%0999999999d"), Value::Int(1)]).unwrap_err().contains("longer than 1 MiB"));
         assert!(call("printf", &[s("%*d"), Value::Int(99_999_999), Value::Int(1)]).unwrap_err().contains("longer than 1 MiB"));
         assert_eq!(call("printf", &[s("100%% %s")]).unwrap(), "100% %!s(MISSING)");
