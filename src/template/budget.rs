@@ -107,7 +107,7 @@ pub fn own_error(name: &str, msg: impl std::fmt::Display) -> TemplateError {
 pub fn own_message(name: &str, msg: impl std::fmt::Display) -> String {
     let text = format!("{name}: {msg}");
     with_state(|s| {
-        if s.own_errors.len() < 64 {
+        if s.own_errors.len() < 1024 && !s.own_errors.contains(&text) {
             s.own_errors.push(text.clone());
         }
     });
