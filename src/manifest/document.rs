@@ -153,7 +153,11 @@ fn push_document(docs: &mut Vec<Document>, problems: &mut Problems, origin: Orig
     }
     let envelope_kept = envelope == Envelope::Keep && doc.kind() == "ResourceList";
     if let Some(items) = list_items(&doc.value).filter(|_| !envelope_kept) {
-        let items = items.clone();
+        let mut items = items.clone();
+        if let Some(raw) = &doc.raw {
+            // Items are written again from their values: keep their big integers' digits.
+            items.iter_mut().for_each(|item| super::numbers::keep_big_integers(item, raw));
+        }
         for (i, item) in items.into_iter().enumerate() {
             let origin = Origin { item: Some(i), ..doc.origin.clone() };
             push_document(docs, problems, origin, None, item, Envelope::Expand);

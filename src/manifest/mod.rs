@@ -3,6 +3,7 @@
 
 pub mod document;
 pub mod input;
+pub mod numbers;
 pub mod output;
 pub mod resource_list;
 

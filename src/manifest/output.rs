@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use super::numbers;
+
 /// One output document: an input document passed through as written, or an object this tool built.
 #[derive(Clone, Debug)]
 pub enum OutputDoc {
@@ -23,9 +25,11 @@ impl OutputDoc {
 /// ending in a newline. Long strings stay single scalars (never folded: a base64 value is one
 /// token), and strings a YAML 1.1 reader would take for booleans or numbers (`n`, `yes`, `1.0`)
 /// are quoted.
+/// Numbers are written as Go writes them ([`numbers`]).
 pub fn to_yaml(value: &Value) -> String {
     let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
-    let mut s = serde_saphyr::to_string_with_options(value, options).expect("a JSON value always serializes as YAML");
+    let text = serde_saphyr::to_string_with_options(&numbers::go_numbers(value), options).expect("a JSON value always serializes as YAML");
+    let mut s = numbers::finish(&text);
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -54,13 +58,22 @@ pub fn write_yaml(docs: &[OutputDoc]) -> String {
 }
 
 /// Writes documents as one `v1` `List` in JSON (`-o json`), pretty-printed, ending in a newline.
+/// Numbers are written as Go writes them, pass-through documents' integers with every digit.
 pub fn write_json_list(docs: &[OutputDoc]) -> String {
+    let items = docs.iter().map(|d| match d {
+        OutputDoc::Raw { text, value } => {
+            let mut value = value.clone();
+            numbers::keep_big_integers(&mut value, text);
+            numbers::go_numbers(&value)
+        }
+        OutputDoc::Built(value) => numbers::go_numbers(value),
+    });
     let list = serde_json::json!({
         "apiVersion": "v1",
         "kind": "List",
-        "items": docs.iter().map(|d| d.value().clone()).collect::<Vec<_>>(),
+        "items": items.collect::<Vec<_>>(),
     });
-    let mut s = serde_json::to_string_pretty(&list).expect("JSON value serializes");
+    let mut s = numbers::finish(&serde_json::to_string_pretty(&list).expect("JSON value serializes"));
     s.push('\n');
     s
 }

@@ -34,11 +34,15 @@ impl ResourceList {
             return Ok(None);
         }
         let origin = Origin { file: "<stdin>".into(), index: 0, item: None };
-        let items = match doc.value.get("items") {
+        let mut items = match doc.value.get("items") {
             Some(Value::Array(items)) => items.clone(),
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(Problem::new("`items` must be a sequence").at(&origin).field("items").into()),
         };
+        if let Some(raw) = &doc.raw {
+            // Items are written again from their values: keep their big integers' digits.
+            items.iter_mut().for_each(|item| super::numbers::keep_big_integers(item, raw));
+        }
         let function_config = doc.value.get("functionConfig").filter(|v| !v.is_null()).cloned();
         Ok(Some(ResourceList { api_version: doc.api_version().to_string(), items, function_config }))
     }

@@ -85,6 +85,8 @@ impl Assembly {
     }
 
     pub(super) fn assemble(&self, es: &ParsedExternalSecret, plan: Vec<Planned>) -> Result<RenderedSecret, Problems> {
+        // One template budget for the ExternalSecret: rewrite transforms and the target template.
+        let _budget = crate::template::budget::enter();
         let mut problems = Problems::default();
         let mut data: BTreeMap<String, SecretValue> = BTreeMap::new();
         for p in plan {

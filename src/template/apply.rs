@@ -128,8 +128,19 @@ fn keys_and_values(rendered: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 /// Applies `t` to `provider` data. `namespace` is the ExternalSecret's effective namespace (where
-/// `templateFrom` ConfigMaps and Secrets are looked up). All problems are returned together.
+/// `templateFrom` ConfigMaps and Secrets are looked up). All problems are returned together. All
+/// templates of the call share one work budget ([`super::budget`]).
 pub fn apply(
+    t: &TemplateSpec,
+    engine: Engine,
+    provider: &Context,
+    namespace: Option<&str>,
+    sources: &TemplateSources,
+) -> Result<Templated, Vec<FieldProblem>> {
+    super::budget::scope(|| apply_all(t, engine, provider, namespace, sources))
+}
+
+fn apply_all(
     t: &TemplateSpec,
     engine: Engine,
     provider: &Context,

@@ -20,10 +20,16 @@ pub fn text_to_engine(text: &str) -> String {
     to_engine(text.as_bytes())
 }
 
-/// A byte-char string back to bytes. Errors on a char above `U+00FF`, which only a function
-/// that forgot to encode its result could produce.
+/// Marks a *raw number* (an integer beyond 64 bits read by `fromJson`, see `super::json`): the
+/// only char above `U+00FF` an engine string may hold; it is dropped on the way out, so the
+/// number prints as its digits.
+pub const RAW_NUMBER: char = crate::manifest::numbers::RAW_START;
+
+/// A byte-char string back to bytes. Errors on a char above `U+00FF` (other than
+/// [`RAW_NUMBER`], dropped), which only a function that forgot to encode its result could produce.
 pub fn from_engine(s: &str) -> Result<Vec<u8>, String> {
     s.chars()
+        .filter(|&c| c != RAW_NUMBER)
         .map(|c| u8::try_from(u32::from(c)).map_err(|_| "internal: a template function returned text that is not byte-encoded".to_string()))
         .collect()
 }

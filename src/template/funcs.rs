@@ -14,12 +14,16 @@ use base64::Engine;
 use gotmpl::{FuncMap, TemplateError, Value};
 use sha2::Digest;
 
+use super::budget::{self, MAX_STRING};
 use super::bytes::{from_engine, text_to_engine, to_engine, with_text};
+use super::json::{from_json_text, from_serde, to_json, to_pretty_json, to_yaml};
 
 pub(super) type FResult = Result<Value, TemplateError>;
 
+/// An error of a library function: `name: msg`. `msg` must not quote, measure or derive from a
+/// value (recorded as ours, see [`budget::own_error`]).
 pub(super) fn err(name: &str, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::Exec(format!("{name}: {msg}"))
+    budget::own_error(name, msg)
 }
 
 pub(super) fn s(v: &str) -> Value {
@@ -36,16 +40,20 @@ fn indent(name: &str, a: &[Value], lead: &str) -> FResult {
         .as_int()
         .filter(|w| (0..=MAX_INDENT).contains(w))
         .ok_or_else(|| err(name, format!("width must be an integer from 0 to {MAX_INDENT}")))?;
+    let text = strval(name, &a[1])?;
+    let lines = text.matches('\n').count() + 1;
+    budget::reserve(name, lead.len() + text.len() + lines.saturating_mul(width as usize))?;
     let pad = " ".repeat(width as usize);
-    Ok(s(&format!("{lead}{pad}{}", strval(&a[1]).replace('\n', &format!("\n{pad}")))))
+    Ok(s(&format!("{lead}{pad}{}", text.replace('\n', &format!("\n{pad}")))))
 }
 
-/// sprig's `strval`: strings as they are, everything else as Go's `%v`.
-pub fn strval(v: &Value) -> String {
+/// sprig's `strval`: strings as they are, everything else as Go's `%v` (bounded: an error for
+/// function `name` beyond [`budget::MAX_STRING`]).
+pub fn strval(name: &str, v: &Value) -> Result<String, TemplateError> {
     match v {
-        Value::String(s) => s.to_string(),
-        Value::Nil => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Ok(s.to_string()),
+        Value::Nil => Ok(String::new()),
+        other => budget::display(name, other),
     }
 }
 
@@ -73,7 +81,7 @@ pub(super) fn arity(name: &str, args: &[Value], n: usize) -> Result<(), Template
 }
 
 pub(super) fn bytes_of(name: &str, v: &Value) -> Result<Vec<u8>, TemplateError> {
-    from_engine(&strval(v)).map_err(|e| err(name, e))
+    from_engine(&strval(name, v)?).map_err(|e| err(name, e))
 }
 
 /// Go's `strconv.Quote` on bytes (valid UTF-8 printable runes kept, the rest escaped).
@@ -107,85 +115,8 @@ fn go_quote(bytes: &[u8]) -> String {
     out
 }
 
-/// JSON of a value as Go's `json.Marshal` writes it: map keys sorted, `<`, `>`, `&` escaped.
-fn to_json(v: &Value) -> Result<String, String> {
-    fn conv(v: &Value) -> Result<serde_json::Value, String> {
-        Ok(match v {
-            Value::Nil => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Uint(u) => serde_json::Value::from(*u),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or("NaN or infinite number")?,
-            Value::String(s) => serde_json::Value::String(String::from_utf8_lossy(&from_engine(s)?).into_owned()),
-            Value::List(l) => serde_json::Value::Array(l.iter().map(conv).collect::<Result<_, _>>()?),
-            Value::Map(m) => {
-                serde_json::Value::Object(m.iter().map(|(k, v)| Ok((engine_key(k), conv(v)?))).collect::<Result<_, String>>()?)
-            }
-            _ => return Err("a function cannot be encoded".into()),
-        })
-    }
-    let text = serde_json::to_string(&conv(v)?).map_err(|e| e.to_string())?;
-    Ok(text.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
-}
-
 fn engine_key(k: &str) -> String {
     from_engine(k).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| k.to_string())
-}
-
-/// A parsed JSON/YAML value as a template value; JSON integers keep their written form.
-fn from_json_text(text: &str) -> Result<Value, String> {
-    if !gjson::valid(text) {
-        return Err("not valid JSON".into());
-    }
-    fn conv(v: &gjson::Value) -> Value {
-        match v.kind() {
-            gjson::Kind::Null => Value::Nil,
-            gjson::Kind::True => Value::Bool(true),
-            gjson::Kind::False => Value::Bool(false),
-            gjson::Kind::String => s(&text_to_engine(v.str())),
-            gjson::Kind::Number => {
-                let raw = v.json();
-                raw.parse::<i64>()
-                    .map(Value::Int)
-                    .or_else(|_| raw.parse::<u64>().map(Value::Uint))
-                    .unwrap_or_else(|_| Value::Float(v.f64()))
-            }
-            gjson::Kind::Array => Value::List(v.array().iter().map(conv).collect::<Vec<_>>().into()),
-            gjson::Kind::Object => {
-                let mut m = BTreeMap::new();
-                v.each(|k, val| {
-                    m.insert(Arc::from(text_to_engine(k.str()).as_str()), conv(&val));
-                    true
-                });
-                Value::Map(Arc::new(m))
-            }
-        }
-    }
-    Ok(conv(&gjson::parse(text)))
-}
-
-fn json_to_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => {
-            n.as_i64().map(Value::Int).or_else(|| n.as_u64().map(Value::Uint)).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)))
-        }
-        serde_json::Value::String(t) => s(&text_to_engine(t)),
-        serde_json::Value::Array(a) => Value::List(a.iter().map(json_to_value).collect::<Vec<_>>().into()),
-        serde_json::Value::Object(o) => {
-            Value::Map(Arc::new(o.iter().map(|(k, v)| (Arc::from(text_to_engine(k).as_str()), json_to_value(v))).collect()))
-        }
-    }
-}
-
-fn value_to_yaml(v: &Value) -> Result<String, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(&to_json(v)?.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&"))
-            .map_err(|e| e.to_string())?;
-    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
-    let text = serde_saphyr::to_string_with_options(&json, options).map_err(|e| e.to_string())?;
-    Ok(text.trim_end_matches('\n').to_string())
 }
 
 fn map_of(name: &str, v: &Value) -> Result<Arc<BTreeMap<Arc<str>, Value>>, TemplateError> {
@@ -210,39 +141,6 @@ pub const NOT_YET: &[&str] = &["filterCertChain", "certSANs", "rsaDecrypt", "pem
 pub const REFUSED: &[&str] =
     &["env", "expandenv", "now", "date", "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "uuidv4", "getHostByName"];
 
-/// Go's `fmt.Sprintf` for the verbs templates use: `%s`, `%v`, `%d`, `%q`, `%x`, `%X`, `%%`
-/// (no width or precision). gotmpl has Go's `printf` built in; this one serves handlebars.
-pub fn go_printf(name: &str, args: &[Value]) -> FResult {
-    let (format, rest) = args.split_first().ok_or_else(|| TemplateError::ArgCount { name: name.into(), expected: 1, got: 0 })?;
-    let format = strval(format);
-    let mut out = String::new();
-    let mut next = rest.iter();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let verb = chars.next().ok_or_else(|| err(name, "format ends with %"))?;
-        if verb == '%' {
-            out.push('%');
-            continue;
-        }
-        let Some(arg) = next.next() else {
-            out.push_str(&format!("%!{verb}(MISSING)"));
-            continue;
-        };
-        match verb {
-            's' | 'v' | 'd' => out.push_str(&strval(arg)),
-            'q' => out.push_str(&text_to_engine(&go_quote(&bytes_of(name, arg)?))),
-            'x' => out.push_str(&bytes_of(name, arg)?.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-            'X' => out.push_str(&bytes_of(name, arg)?.iter().map(|b| format!("{b:02X}")).collect::<String>()),
-            other => return Err(err(name, format!("verb %{other} is not supported"))),
-        }
-    }
-    Ok(s(&out))
-}
-
 /// The function map shared by both engines.
 pub fn library() -> FuncMap {
     let mut m: FuncMap = BTreeMap::new();
@@ -253,6 +151,11 @@ pub fn library() -> FuncMap {
             }
             let given = a.get(1).cloned().unwrap_or(Value::Nil);
             Ok(if is_empty(&given) { a[0].clone() } else { given })
+        }),
+        // sprig's `fail MSG`: the renderer shows MSG only when it is a literal of the template.
+        f("fail", |n, a| {
+            arity(n, a, 1)?;
+            Err(err(n, strval(n, &a[0])?))
         }),
         f("empty", |n, a| {
             arity(n, a, 1)?;
@@ -268,46 +171,54 @@ pub fn library() -> FuncMap {
                 a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| bytes_of(n, v).map(|b| text_to_engine(&go_quote(&b)))).collect();
             Ok(s(&parts?.join(" ")))
         }),
-        f("squote", |_, a| {
-            Ok(s(&a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| format!("'{}'", strval(v))).collect::<Vec<_>>().join(" ")))
+        f("squote", |n, a| {
+            Ok(s(&a
+                .iter()
+                .filter(|v| !matches!(v, Value::Nil))
+                .map(|v| strval(n, v).map(|t| format!("'{t}'")))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(" ")))
         }),
         f("trim", |n, a| {
             arity(n, a, 1)?;
-            Ok(s(&with_text(&strval(&a[0]), |t| t.trim().to_string())))
+            Ok(s(&with_text(&strval(n, &a[0])?, |t| t.trim().to_string())))
         }),
         f("trimPrefix", |n, a| {
             arity(n, a, 2)?;
-            let (p, v) = (strval(&a[0]), strval(&a[1]));
+            let (p, v) = (strval(n, &a[0])?, strval(n, &a[1])?);
             Ok(s(v.strip_prefix(p.as_str()).unwrap_or(&v)))
         }),
         f("trimSuffix", |n, a| {
             arity(n, a, 2)?;
-            let (p, v) = (strval(&a[0]), strval(&a[1]));
+            let (p, v) = (strval(n, &a[0])?, strval(n, &a[1])?);
             Ok(s(v.strip_suffix(p.as_str()).unwrap_or(&v)))
         }),
         f("upper", |n, a| {
             arity(n, a, 1)?;
-            Ok(s(&with_text(&strval(&a[0]), str::to_uppercase)))
+            Ok(s(&with_text(&strval(n, &a[0])?, str::to_uppercase)))
         }),
         f("lower", |n, a| {
             arity(n, a, 1)?;
-            Ok(s(&with_text(&strval(&a[0]), str::to_lowercase)))
+            Ok(s(&with_text(&strval(n, &a[0])?, str::to_lowercase)))
         }),
         f("replace", |n, a| {
             arity(n, a, 3)?;
-            Ok(s(&strval(&a[2]).replace(&strval(&a[0]), &strval(&a[1]))))
+            let (old, new, text) = (strval(n, &a[0])?, strval(n, &a[1])?, strval(n, &a[2])?);
+            let count = if old.is_empty() { text.chars().count() + 1 } else { text.matches(old.as_str()).count() };
+            budget::reserve(n, text.len().saturating_add(count.saturating_mul(new.len())))?;
+            Ok(s(&text.replace(&old, &new)))
         }),
         f("contains", |n, a| {
             arity(n, a, 2)?;
-            Ok(Value::Bool(strval(&a[1]).contains(&strval(&a[0]))))
+            Ok(Value::Bool(strval(n, &a[1])?.contains(&strval(n, &a[0])?)))
         }),
         f("hasPrefix", |n, a| {
             arity(n, a, 2)?;
-            Ok(Value::Bool(strval(&a[1]).starts_with(&strval(&a[0]))))
+            Ok(Value::Bool(strval(n, &a[1])?.starts_with(&strval(n, &a[0])?)))
         }),
         f("hasSuffix", |n, a| {
             arity(n, a, 2)?;
-            Ok(Value::Bool(strval(&a[1]).ends_with(&strval(&a[0]))))
+            Ok(Value::Bool(strval(n, &a[1])?.ends_with(&strval(n, &a[0])?)))
         }),
         f("indent", |n, a| indent(n, a, "")),
         f("nindent", |n, a| indent(n, a, "\n")),
@@ -324,51 +235,62 @@ pub fn library() -> FuncMap {
         }),
         f("toJson", |n, a| {
             arity(n, a, 1)?;
+            budget::check_encoded_len(n, &a[0], false)?;
             Ok(s(&text_to_engine(&to_json(&a[0]).map_err(|e| err(n, e))?)))
         }),
         f("toPrettyJson", |n, a| {
             arity(n, a, 1)?;
-            let compact: serde_json::Value = serde_json::from_str(&to_json(&a[0]).map_err(|e| err(n, e))?).map_err(|e| err(n, e))?;
-            Ok(s(&text_to_engine(&serde_json::to_string_pretty(&compact).map_err(|e| err(n, e))?)))
+            budget::check_encoded_len(n, &a[0], true)?;
+            Ok(s(&text_to_engine(&to_pretty_json(&a[0]).map_err(|e| err(n, e))?)))
         }),
         f("fromJson", |n, a| {
             arity(n, a, 1)?;
             let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
+            budget::check_json_depth(n, &text)?;
             from_json_text(&text).map_err(|e| err(n, e))
         }),
         f("toYaml", |n, a| {
             arity(n, a, 1)?;
-            Ok(s(&text_to_engine(&value_to_yaml(&a[0]).map_err(|e| err(n, e))?)))
+            budget::check_encoded_len(n, &a[0], true)?;
+            Ok(s(&text_to_engine(&to_yaml(&a[0]).map_err(|e| err(n, e))?)))
         }),
         f("fromYaml", |n, a| {
             arity(n, a, 1)?;
             let text = String::from_utf8(bytes_of(n, &a[0])?).map_err(|_| err(n, "the input is not UTF-8"))?;
+            budget::check_json_depth(n, &text)?;
             let v: serde_json::Value = serde_saphyr::from_str(&text).map_err(|_| err(n, "the input is not valid YAML"))?;
-            Ok(json_to_value(&v))
+            let v = from_serde(&v);
+            budget::check_depth(n, std::slice::from_ref(&v))?;
+            Ok(v)
         }),
         f("toString", |n, a| {
             arity(n, a, 1)?;
-            Ok(s(&strval(&a[0])))
+            Ok(s(&strval(n, &a[0])?))
         }),
         f("sha256sum", |n, a| {
             arity(n, a, 1)?;
             let digest = sha2::Sha256::digest(bytes_of(n, &a[0])?);
             Ok(s(&digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
         }),
-        f("list", |_, a| Ok(Value::List(a.to_vec().into()))),
+        f("list", |n, a| {
+            budget::check_depth(n, a)?;
+            Ok(Value::List(a.to_vec().into()))
+        }),
         f("dict", |n, a| {
             if a.len() % 2 != 0 {
                 return Err(err(n, "needs key/value pairs"));
             }
-            Ok(Value::Map(Arc::new(a.chunks(2).map(|kv| (Arc::from(strval(&kv[0]).as_str()), kv[1].clone())).collect())))
+            budget::check_depth(n, a)?;
+            let pairs = a.chunks(2).map(|kv| Ok((Arc::from(strval(n, &kv[0])?.as_str()), kv[1].clone())));
+            Ok(Value::Map(Arc::new(pairs.collect::<Result<_, TemplateError>>()?)))
         }),
         f("get", |n, a| {
             arity(n, a, 2)?;
-            Ok(map_of(n, &a[0])?.get(strval(&a[1]).as_str()).cloned().unwrap_or_else(|| s("")))
+            Ok(map_of(n, &a[0])?.get(strval(n, &a[1])?.as_str()).cloned().unwrap_or_else(|| s("")))
         }),
         f("hasKey", |n, a| {
             arity(n, a, 2)?;
-            Ok(Value::Bool(map_of(n, &a[0])?.contains_key(strval(&a[1]).as_str())))
+            Ok(Value::Bool(map_of(n, &a[0])?.contains_key(strval(n, &a[1])?.as_str())))
         }),
         f("keys", |n, a| {
             let mut keys = Vec::new();
@@ -379,38 +301,53 @@ pub fn library() -> FuncMap {
         }),
         f("join", |n, a| {
             arity(n, a, 2)?;
-            let items: Vec<String> = match &a[1] {
-                Value::List(l) => l.iter().map(strval).collect(),
-                other => vec![strval(other)],
+            let sep = strval(n, &a[0])?;
+            let items: &[Value] = match &a[1] {
+                Value::List(l) => l,
+                other => std::slice::from_ref(other),
             };
-            Ok(s(&items.join(&strval(&a[0]))))
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                let item = strval(n, item)?;
+                let add = item.len() + if i > 0 { sep.len() } else { 0 };
+                if out.len().saturating_add(add) > MAX_STRING {
+                    budget::reserve(n, MAX_STRING + 1)?;
+                }
+                if i > 0 {
+                    out.push_str(&sep);
+                }
+                out.push_str(&item);
+            }
+            Ok(s(&out))
         }),
         f("split", |n, a| {
             arity(n, a, 2)?;
-            let (sep, v) = (strval(&a[0]), strval(&a[1]));
+            let (sep, v) = (strval(n, &a[0])?, strval(n, &a[1])?);
+            reserve_items(n, &sep, &v)?;
             Ok(Value::Map(Arc::new(v.split(sep.as_str()).enumerate().map(|(i, p)| (Arc::from(format!("_{i}").as_str()), s(p))).collect())))
         }),
         f("splitList", |n, a| {
             arity(n, a, 2)?;
-            let (sep, v) = (strval(&a[0]), strval(&a[1]));
+            let (sep, v) = (strval(n, &a[0])?, strval(n, &a[1])?);
+            reserve_items(n, &sep, &v)?;
             Ok(Value::List(v.split(sep.as_str()).map(s).collect::<Vec<_>>().into()))
         }),
         f("regexReplaceAll", |n, a| {
             arity(n, a, 3)?;
-            let re = regex::Regex::new(&engine_key(&strval(&a[0]))).map_err(|_| err(n, "invalid regular expression"))?;
-            let (input, repl) = (engine_key(&strval(&a[1])), engine_key(&strval(&a[2])));
-            Ok(s(&text_to_engine(&re.replace_all(&input, repl.as_str()))))
+            let re = regex::Regex::new(&engine_key(&strval(n, &a[0])?)).map_err(|_| err(n, "invalid regular expression"))?;
+            let (input, repl) = (engine_key(&strval(n, &a[1])?), engine_key(&strval(n, &a[2])?));
+            Ok(s(&text_to_engine(&regex_replace_all(n, &re, &input, &repl)?)))
         }),
         f("regexMatch", |n, a| {
             arity(n, a, 2)?;
-            let re = regex::Regex::new(&engine_key(&strval(&a[0]))).map_err(|_| err(n, "invalid regular expression"))?;
-            Ok(Value::Bool(re.is_match(&engine_key(&strval(&a[1])))))
+            let re = regex::Regex::new(&engine_key(&strval(n, &a[0])?)).map_err(|_| err(n, "invalid regular expression"))?;
+            Ok(Value::Bool(re.is_match(&engine_key(&strval(n, &a[1])?))))
         }),
         // ESO's `filterPEM TYPE input`: the PEM blocks of that type (case-insensitive), re-encoded
         // as Go's pem.Encode does (64-column base64, LF).
         f("filterPEM", |n, a| {
             arity(n, a, 2)?;
-            let wanted = engine_key(&strval(&a[0]));
+            let wanted = engine_key(&strval(n, &a[0])?);
             let blocks = pem::parse_many(bytes_of(n, &a[1])?).map_err(|_| err(n, "the input holds no valid PEM block"))?;
             let kept: Vec<pem::Pem> = blocks.into_iter().filter(|b| b.tag().eq_ignore_ascii_case(&wanted)).collect();
             let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
@@ -426,14 +363,16 @@ pub fn library() -> FuncMap {
             let mut v = a[0].clone();
             for idx in &a[1..] {
                 v = match (&v, idx) {
-                    (Value::Map(m), key) => m.get(strval(key).as_str()).cloned().unwrap_or_else(|| s("")),
-                    _ => v.index(idx)?,
+                    (Value::Map(m), key) => m.get(strval(n, key)?.as_str()).cloned().unwrap_or_else(|| s("")),
+                    _ => v.index(idx).map_err(|_| err(n, "the index is out of range or of the wrong type"))?,
                 };
             }
             Ok(v)
         }),
     ];
     m.extend(entries);
+    // Go's builtins, bounded and with value-free errors.
+    m.extend(super::builtins::functions());
     // PKCS#12 and JWK functions (ESO's `pkcs12*`, `pemToPkcs12*`, `fullPemToPkcs12*`, `jwk*Pem`).
     m.extend(super::crypto::functions());
     for name in NOT_YET {
@@ -452,12 +391,78 @@ pub fn library() -> FuncMap {
             }),
         );
     }
-    m
+    let mut guarded: FuncMap = m.into_iter().map(|(name, func)| (name.clone(), guard(name, func))).collect();
+    guarded.insert(
+        super::instrument::TICK.to_string(),
+        Arc::new(|_: &[Value]| {
+            budget::tick("execution")?;
+            Ok(s(""))
+        }),
+    );
+    guarded
+}
+
+/// Functions whose result is (part of) an operand, not something they build: not charged again.
+const PASS_THROUGH: &[&str] = &["default", "coalesce", "ternary", "index", "get", "slice", "fail"];
+
+/// `func` under the budget: a checkpoint before, its result charged after, and any error that is
+/// not one of ours (value-free) replaced by one naming only the function.
+fn guard(name: String, func: gotmpl::ValueFunc) -> gotmpl::ValueFunc {
+    let charge = !PASS_THROUGH.contains(&name.as_str());
+    Arc::new(move |a: &[Value]| {
+        budget::tick(&name)?;
+        match func(a) {
+            Ok(v) => {
+                if charge {
+                    budget::charge_value(&name, &v)?;
+                }
+                Ok(v)
+            }
+            Err(TemplateError::Exec(m)) if !budget::active() || budget::is_own(&m) => Err(TemplateError::Exec(m)),
+            Err(e @ TemplateError::ArgCount { .. }) => Err(e),
+            Err(_) => Err(err(&name, "failed (the reason is withheld: it may quote a value)")),
+        }
+    })
+}
+
+/// Checks the items `splitList`/`split` would build (one per separator found) fit the budget.
+fn reserve_items(name: &str, sep: &str, text: &str) -> Result<(), TemplateError> {
+    let items = if sep.is_empty() { text.chars().count() } else { text.matches(sep).count() + 1 };
+    budget::reserve(name, items.saturating_mul(budget::ITEM_COST).min(MAX_STRING))?;
+    budget::reserve(name, text.len())
+}
+
+/// `regexReplaceAll`, checking before each replacement that the result stays within
+/// [`MAX_STRING`] (a `$1` expands to at most the whole match).
+fn regex_replace_all(name: &str, re: &regex::Regex, input: &str, repl: &str) -> Result<String, TemplateError> {
+    let refs = repl.matches('$').count();
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(input) {
+        budget::tick(name)?;
+        let Some(m) = caps.get(0) else { continue };
+        let bound = out.len() + (m.start() - last) + repl.len() + refs.saturating_mul(m.len());
+        if bound > MAX_STRING {
+            budget::reserve(name, MAX_STRING + 1)?;
+        }
+        out.push_str(&input[last..m.start()]);
+        caps.expand(repl, &mut out);
+        last = m.end();
+    }
+    if out.len() + (input.len() - last) > MAX_STRING {
+        budget::reserve(name, MAX_STRING + 1)?;
+    }
+    out.push_str(&input[last..]);
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(v: &Value) -> String {
+        strval("t", v).unwrap()
+    }
 
     fn call(name: &str, args: &[Value]) -> FResult {
         (library()[name])(args)
@@ -465,25 +470,25 @@ mod tests {
 
     #[test]
     fn go_compatible_quoting_json_and_defaults() {
-        assert_eq!(strval(&call("quote", &[s("a\"b\n")]).unwrap()), "\"a\\\"b\\n\"");
+        assert_eq!(text(&call("quote", &[s("a\"b\n")]).unwrap()), "\"a\\\"b\\n\"");
         assert_eq!(
-            strval(
+            text(
                 &call("toJson", &[Value::Map(Arc::new(BTreeMap::from([(Arc::from("b"), s("<x>")), (Arc::from("a"), Value::Int(1))])))])
                     .unwrap()
             ),
             r#"{"a":1,"b":"\u003cx\u003e"}"#
         );
-        assert_eq!(strval(&call("default", &[s("x"), s("")]).unwrap()), "x");
-        assert_eq!(strval(&call("default", &[s("x"), s("y")]).unwrap()), "y");
-        assert_eq!(strval(&call("indent", &[Value::Int(2), s("a\nb")]).unwrap()), "  a\n  b");
-        assert_eq!(strval(&call("nindent", &[Value::Int(2), s("a\nb")]).unwrap()), "\n  a\n  b");
-        assert_eq!(strval(&call("sha256sum", &[s("abc")]).unwrap()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(text(&call("default", &[s("x"), s("")]).unwrap()), "x");
+        assert_eq!(text(&call("default", &[s("x"), s("y")]).unwrap()), "y");
+        assert_eq!(text(&call("indent", &[Value::Int(2), s("a\nb")]).unwrap()), "  a\n  b");
+        assert_eq!(text(&call("nindent", &[Value::Int(2), s("a\nb")]).unwrap()), "\n  a\n  b");
+        assert_eq!(text(&call("sha256sum", &[s("abc")]).unwrap()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
     fn filter_pem_writes_blocks_back_to_back_as_go() {
         let input = "x\n-----BEGIN CERTIFICATE-----\nYQ==\n-----END CERTIFICATE-----\n-----BEGIN KEY-----\nYg==\n-----END KEY-----\n-----BEGIN CERTIFICATE-----\nYw==\n-----END CERTIFICATE-----\n";
-        let out = strval(&call("filterPEM", &[s("CERTIFICATE"), s(input)]).unwrap());
+        let out = text(&call("filterPEM", &[s("CERTIFICATE"), s(input)]).unwrap());
         assert_eq!(
             out,
             "-----BEGIN CERTIFICATE-----\nYQ==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nYw==\n-----END CERTIFICATE-----\n"
@@ -494,15 +499,15 @@ mod tests {
     fn from_json_keeps_integers_as_written() {
         let v = call("fromJson", &[s(r#"{"appId":12345678,"f":1.5,"s":"x"}"#)]).unwrap();
         let m = map_of("t", &v).unwrap();
-        assert_eq!(strval(&m["appId"]), "12345678");
-        assert_eq!(strval(&m["f"]), "1.5");
+        assert_eq!(text(&m["appId"]), "12345678");
+        assert_eq!(text(&m["f"]), "1.5");
     }
 
     #[test]
     fn binary_survives_b64_round_trips_and_bad_base64_fails_without_the_value() {
         let bin = to_engine(&[0, 159, 255, 10]);
         let enc = call("b64enc", &[s(&bin)]).unwrap();
-        assert_eq!(strval(&call("b64dec", &[enc]).unwrap()), bin);
+        assert_eq!(text(&call("b64dec", &[enc]).unwrap()), bin);
         let e = call("b64dec", &[s("not-base64-SECRET")]).unwrap_err().to_string();
         assert!(!e.contains("SECRET"), "{e}");
     }

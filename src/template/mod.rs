@@ -8,13 +8,19 @@
 //!   `extsecret.io/template-engine: handlebars` (so the spec stays valid under ESO's CRD), with HTML
 //!   escaping off and strict mode on.
 //!
-//! Errors name the template (its key) and the position in it, never a value: an engine message
-//! that would quote a value of the context is withheld.
+//! Errors name the template (its key), the position in it and the function, never a value: our
+//! functions' messages are value-free by construction, the engines' own messages are replaced by
+//! value-free ones ([`go_error_message`]), and `fail`'s message is shown only when it is a literal
+//! of the template. Work is bounded per ExternalSecret ([`budget`]).
 
 pub mod apply;
+pub mod budget;
+mod builtins;
 pub mod bytes;
 pub mod crypto;
 pub mod funcs;
+mod instrument;
+pub mod json;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,13 +51,17 @@ impl Engine {
 pub type Context = BTreeMap<String, Vec<u8>>;
 
 /// Renders `source` (UTF-8 template text) against `context`; returns the rendered bytes.
-/// `name` identifies the template in errors (e.g. `data.tls.crt`).
+/// `name` identifies the template in errors (e.g. `data.tls.crt`). Runs under the budget of the
+/// enclosing [`budget::scope`] (one per ExternalSecret), or a fresh one.
 pub fn render(engine: Engine, name: &str, source: &str, context: &Context) -> Result<Vec<u8>, String> {
-    let result = match engine {
-        Engine::Go => render_go(name, source, context),
-        Engine::Handlebars => render_handlebars(name, source, context),
-    };
-    result.map_err(|msg| withhold_values(msg, context))
+    budget::scope(|| {
+        budget::take_breach();
+        let result = match engine {
+            Engine::Go => render_go(name, source, context),
+            Engine::Handlebars => render_handlebars(name, source, context),
+        };
+        result.map_err(|msg| withhold_values(msg, context))
+    })
 }
 
 /// Replaces an error message that quotes any value of the context (engines may print operands).
@@ -107,19 +117,32 @@ fn render_go(name: &str, source: &str, context: &Context) -> Result<Vec<u8>, Str
     if let Some((line, col, word)) = stray_block_end(source) {
         return Err(format!("template: {name}:{line}:{col}: unexpected {{{{{word}}}}}"));
     }
-    let template = gotmpl::Template::new(name)
+    let engine_source = bytes::text_to_engine(source);
+    let mut template = gotmpl::Template::new(name)
         .missing_key(gotmpl::MissingKey::Error)
         .max_range_iters(1_000_000)
         .funcs(funcs::library())
-        .parse(&bytes::text_to_engine(source))
+        .parse(&engine_source)
         .map_err(|e| bytes::engine_to_text(&e.to_string()).unwrap_or_else(|_| e.to_string()))?;
-    let out = template.execute_to_string(&go_context(context)).map_err(|e| {
-        let msg = bytes::engine_to_text(&e.to_string()).unwrap_or_else(|_| e.to_string());
+    // Budget checkpoints in every block body (the main body is stored under the template's name
+    // when it is not empty).
+    for define in template.templates().into_iter().map(str::to_string).collect::<Vec<_>>() {
+        if let Some(tree) = template.lookup(&define).cloned() {
+            template = template.add_parse_tree(&define, instrument::go_tree(tree));
+        }
+    }
+    if template.lookup(name).is_none() {
+        return Ok(Vec::new());
+    }
+    let mut sink = budget::Sink::output("output");
+    template.execute_template_fmt(&mut sink, name, &go_context(context)).map_err(|e| {
+        let msg = go_error_message(&e, &engine_source);
+        let msg = bytes::engine_to_text(&msg).unwrap_or(msg);
         // Execution errors carry no position: point at the first use of the name they mention.
         let at = match &e {
             gotmpl::TemplateError::UndefinedFunction(f) => position_of(source, f, false),
             gotmpl::TemplateError::MissingKey { key } => position_of(source, key, true),
-            gotmpl::TemplateError::Exec(m) => m.split(':').next().and_then(|f| position_of(source, f.trim(), false)),
+            gotmpl::TemplateError::Exec(_) => msg.split(':').next().and_then(|f| position_of(source, f.trim(), false)),
             _ => None,
         };
         match at {
@@ -127,7 +150,58 @@ fn render_go(name: &str, source: &str, context: &Context) -> Result<Vec<u8>, Str
             None => format!("template: {name}: {msg}"),
         }
     })?;
-    bytes::from_engine(&out)
+    bytes::from_engine(&sink.text)
+}
+
+/// A value-free message for a gotmpl execution error: ours as they are, the engine's replaced by
+/// the kind of problem (they may quote an operand: `index out of range: 7`, `can't use 3 to
+/// iterate ...`).
+fn go_error_message(e: &gotmpl::TemplateError, source: &str) -> String {
+    use gotmpl::TemplateError as E;
+    match e {
+        E::Exec(m) if budget::is_own(m) => literal_fail_only(m, source, &['"', '`']),
+        E::Exec(m) => {
+            const SAFE: &[&str] = &[
+                "can't evaluate field ",
+                "can't give argument to non-function",
+                "nil is not a command",
+                "cannot assign ",
+                "unexpected break",
+                "unexpected continue",
+            ];
+            if SAFE.iter().any(|p| m.starts_with(p)) {
+                m.clone()
+            } else if m.starts_with("can't use ") {
+                "range: an integer can be iterated with one variable only".into()
+            } else {
+                "execution failed (the engine's message is withheld: it may quote a value)".into()
+            }
+        }
+        E::Write => budget::take_breach().unwrap_or_else(|| "writing the output failed".into()),
+        E::IndexOutOfRange { .. } => "index out of range".into(),
+        E::FuncPanic { name, .. } => format!("{name}: failed unexpectedly (the reason is withheld: it may quote a value)"),
+        E::UndefinedFunction(_)
+        | E::UndefinedVariable(_)
+        | E::UndefinedTemplate(_)
+        | E::MissingKey { .. }
+        | E::ArgCount { .. }
+        | E::TypeMismatch { .. }
+        | E::NotIterable(_)
+        | E::RecursionLimit
+        | E::RangeIterLimit => e.to_string(),
+        _ => "execution failed (the engine's message is withheld: it may quote a value)".into(),
+    }
+}
+
+/// `msg` as it is, unless it is `fail`'s and its text is not a literal (between `quotes`) of the
+/// template `source`: a message computed from values is withheld.
+fn literal_fail_only(msg: &str, source: &str, quotes: &[char]) -> String {
+    match msg.strip_prefix("fail: ") {
+        Some(text) if !quotes.iter().any(|q| source.contains(&format!("{q}{text}{q}"))) => {
+            "fail: called with a message that is not a literal of the template (withheld)".into()
+        }
+        _ => msg.to_string(),
+    }
 }
 
 /// Line and column (1-based) of the first whole-word use of `word` inside an action (`{{ }}`);
@@ -163,26 +237,45 @@ fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<
             hb.register_helper(&fname, Box::new(FuncHelper(func)));
         }
     }
-    hb.register_helper("printf", Box::new(FuncHelper(Arc::new(|args: &[gotmpl::Value]| funcs::go_printf("printf", args)))));
+    hb.register_helper(
+        instrument::HB_TICK,
+        Box::new(FuncHelper(Arc::new(|_: &[gotmpl::Value]| {
+            budget::tick("execution")?;
+            Ok(gotmpl::Value::String(Arc::from("")))
+        }))),
+    );
+    // `log` would write operands to the process's log.
+    hb.register_helper("log", Box::new(FuncHelper(Arc::new(|_: &[gotmpl::Value]| Err(funcs::err("log", "not available"))))));
     // Partials can recurse without bound and take names computed from values: not offered.
     if source.contains("{{>") || source.contains("{{~>") || source.contains("{{#>") || source.contains("{{#*inline") {
         return Err(format!("template: {name}: partials (`{{{{> ...}}}}`, `{{{{#*inline}}}}`) are not supported"));
     }
-    hb.register_template_string(name, bytes::text_to_engine(source)).map_err(|e| {
+    instrument::handlebars_nesting(source).map_err(|why| format!("template: {name}: {why}"))?;
+    hb.register_template_string(name, instrument::handlebars_source(&bytes::text_to_engine(source))).map_err(|e| {
         // The parser's message quotes the source line (which may come from a Secret): position only.
         let at = e.pos().map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
         format!("template: {name}{at}: syntax error")
     })?;
     let data: serde_json::Map<String, serde_json::Value> =
         context.iter().map(|(k, v)| (bytes::text_to_engine(k), serde_json::Value::String(bytes::to_engine(v)))).collect();
-    let out = hb.render(name, &data).map_err(|e| {
+    let mut sink = budget::Sink::output("output");
+    hb.render_to_write(name, &data, &mut sink).map_err(|e| {
         let at = match (e.line_no, e.column_no) {
             (Some(l), Some(c)) => format!(":{l}:{c}"),
             _ => String::new(),
         };
-        format!("template: {name}{at}: {}", handlebars_reason(e.reason()))
+        let reason = match (budget::take_breach(), e.reason()) {
+            (Some(breach), _) => breach,
+            (None, handlebars::RenderErrorReason::IOError(_)) => "writing the output failed".into(),
+            (None, handlebars::RenderErrorReason::Other(m)) if m.starts_with("fail: ") => {
+                literal_fail_only(m, &bytes::text_to_engine(source), &['"', '\''])
+            }
+            (None, other) => handlebars_reason(other),
+        };
+        let reason = bytes::engine_to_text(&reason).unwrap_or(reason);
+        format!("template: {name}{at}: {reason}")
     })?;
-    bytes::from_engine(&out)
+    bytes::from_engine(&sink.text)
 }
 
 /// A handlebars error as a class of problem: its own messages may carry names computed from
@@ -202,11 +295,11 @@ fn handlebars_reason(reason: &handlebars::RenderErrorReason) -> String {
             format!("{h}: a parameter has the wrong type")
         }
         R::BlockContentRequired => "a block needs content".into(),
-        R::Other(m) => m
-            .split(':')
-            .next()
-            .filter(|f| ident(f))
-            .map_or_else(|| "a helper failed".to_string(), |f| format!("{f} failed: {}", m[f.len() + 1..].trim())),
+        R::Other(m) => match m.split_once(':') {
+            Some((f, _)) if ident(f) && budget::is_own(m) => m.clone(),
+            Some((f, _)) if ident(f) => format!("{f} failed"),
+            _ => "a helper failed".to_string(),
+        },
         _ => "template execution failed".into(),
     }
 }
@@ -223,7 +316,13 @@ impl handlebars::HelperDef for FuncHelper {
         _: &mut handlebars::RenderContext<'reg, 'rc>,
     ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
         let args: Vec<gotmpl::Value> = h.params().iter().map(|p| json_to_go(p.value())).collect();
-        let out = (self.0)(&args).map_err(|e| handlebars::RenderErrorReason::Other(format!("{}: {e}", h.name())))?;
+        let out = (self.0)(&args).map_err(|e| {
+            handlebars::RenderErrorReason::Other(match e {
+                // Ours: `name: message`, value-free.
+                gotmpl::TemplateError::Exec(m) => m,
+                other => budget::own_message(h.name(), other),
+            })
+        })?;
         Ok(handlebars::ScopedJson::Derived(go_to_json(&out)))
     }
 }
@@ -298,7 +397,7 @@ mod tests {
         let c = ctx(&[("ks", b64.as_bytes()), ("raw", &bin)]);
         assert_eq!(go("{{ .ks | b64dec | b64enc }}", &c).unwrap(), b64.as_bytes());
         assert_eq!(go("{{ .ks | b64dec }}", &c).unwrap(), bin);
-        assert_eq!(go("é{{ .raw }}", &c).unwrap(), [&"é".as_bytes()[..], &bin[..]].concat());
+        assert_eq!(go("é{{ .raw }}", &c).unwrap(), ["é".as_bytes(), &bin[..]].concat());
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn verify_mac(mac: &MacData, candidates: &[Vec<u8>], data: &[u8]) -> Result<Vec<
     let hash = Hash::from_digest_oid(mac.mac.algorithm.oid)
         .ok_or_else(|| P12Error::Unsupported(format!("the MAC algorithm {}", mac.mac.algorithm.oid)))?;
     if mac.iterations > MAX_ITERATIONS {
-        return Err(P12Error::Unsupported(format!("{} MAC iterations (more than {MAX_ITERATIONS})", mac.iterations)));
+        return Err(P12Error::Unsupported(format!("more than {MAX_ITERATIONS} MAC iterations")));
     }
     for candidate in candidates {
         let key = pkcs12_kdf(hash, candidate, mac.mac_salt.as_bytes(), 3, mac.iterations, hash.output_len());
@@ -146,7 +146,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn check_iterations(iterations: u32) -> Result<u32, P12Error> {
     if iterations > MAX_ITERATIONS {
-        Err(P12Error::Unsupported(format!("{iterations} KDF iterations (more than {MAX_ITERATIONS})")))
+        Err(P12Error::Unsupported(format!("more than {MAX_ITERATIONS} KDF iterations")))
     } else {
         Ok(iterations.max(1))
     }

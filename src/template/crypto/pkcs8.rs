@@ -77,7 +77,7 @@ pub(super) fn pkcs8_from_pem(key_pem: &[u8]) -> Result<Vec<u8>, String> {
             pkcs8(alg(OID_EC, Some(any_of(&curve).map_err(|e| e.to_string())?)), inner)
         }
         "ENCRYPTED PRIVATE KEY" => Err("the key is encrypted: give it unencrypted".into()),
-        other => Err(format!("unsupported key PEM block `{other}`")),
+        _ => Err("unsupported key PEM block type (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY expected)".to_string()),
     }
 }
 
