@@ -720,3 +720,19 @@ fn confine_to_keeps_reads_inside_a_folder() {
         assert!(!err.contains("cHJpdmF0ZS12YWx1ZQ==") && !err.contains("private/secret.yaml"), "{err}");
     }
 }
+
+#[test]
+fn a_credential_read_into_the_wrong_field_is_never_quoted() {
+    // A store may point `tenantId` at any key of its credential Secret: the SDK's message
+    // (`invalid tenant ID <value>`) quoted the client secret before the fix.
+    let dir = tempdir();
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: az, namespace: team-a}\nstringData: {id: 00000000-0000-0000-0000-000000000000, secret: 'Xy8Q~SECRET_CANARY.abc'}\n",
+    );
+    let input = "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {name: azure, namespace: team-a}\nspec:\n  provider:\n    azurekv:\n      vaultUrl: https://team-a.vault.azure.net\n      authSecretRef:\n        tenantId: {name: az, key: secret}\n        clientId: {name: az, key: id}\n        clientSecret: {name: az, key: secret}\n---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: es, namespace: team-a}\nspec:\n  secretStoreRef: {name: azure}\n  data: [{secretKey: a, remoteRef: {key: k}}]\n";
+    let err = failed(&render_stdin(&["--timeout", "5s", "--credentials", creds.to_str().unwrap()], input));
+    assert!(err.contains("spec.provider.azurekv.authSecretRef.tenantId: not a valid tenant id (a GUID or a domain name)"), "{err}");
+    assert!(!err.contains("SECRET_CANARY"), "a credential leaked: {err}");
+}

@@ -202,7 +202,17 @@ impl AzureClient {
     /// Builds the credential and the three clients (no request is made yet).
     pub fn new(vault_url: &str, auth: AzureAuth, cloud: AzureCloud) -> Result<Self, ProviderError> {
         let vault = vault_url.trim_end_matches('/').to_string();
-        let config = |e: azure_core::Error| ProviderError::new(ErrorClass::Config, format!("Azure Key Vault `{vault}`: {e}"));
+        // The SDK's construction errors quote their input (`invalid tenant ID <value>`), and a
+        // tenant can point any field at any key of a credential Secret: only the kind is kept.
+        let config = |e: azure_core::Error| {
+            ProviderError::new(
+                ErrorClass::Config,
+                format!(
+                    "Azure Key Vault `{vault}`: the credential or client could not be built ({}); check tenantId and clientId",
+                    causes(&e)
+                ),
+            )
+        };
         let client_options = || ClientOptions {
             cloud: match &cloud {
                 AzureCloud::Public => None,

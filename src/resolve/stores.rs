@@ -385,8 +385,18 @@ impl Catalog {
         let read = |sel: &Option<SecretKeySelector>, field: &str| -> Result<Option<String>, ProviderError> {
             sel.as_ref().map(|s| self.credential(store, s, &format!("{base}.authSecretRef.{field}"))).transpose()
         };
-        let tenant =
-            || -> Result<Option<String>, ProviderError> { Ok(read(&refs.tenant_id, "tenantId")?.or_else(|| spec.tenant_id.clone())) };
+        // A tenant id is a GUID or a domain name (what azure_identity accepts); checked here so the
+        // error names the field and never quotes what was read.
+        let tenant = || -> Result<Option<String>, ProviderError> {
+            let id = read(&refs.tenant_id, "tenantId")?.or_else(|| spec.tenant_id.clone());
+            match id {
+                Some(t) if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') => {
+                    let field = if refs.tenant_id.is_some() { "authSecretRef.tenantId" } else { "tenantId" };
+                    Err(config(format!("{base}.{field}: not a valid tenant id (a GUID or a domain name)")))
+                }
+                other => Ok(other),
+            }
+        };
         let auth = match spec.auth_type.as_deref().unwrap_or("ServicePrincipal") {
             "" | "ServicePrincipal" => {
                 let tenant_id = tenant()?.ok_or_else(|| config(format!("{base}.tenantId is required for ServicePrincipal")))?;
