@@ -58,14 +58,17 @@ impl Application {
         Ok(Some(app))
     }
 
-    /// Whether objects of this Application may be in `namespace`: its destination namespace, or
-    /// one that a glob of its project matches and no `!` glob excludes.
+    /// Whether objects of this Application may be in `namespace`: its destination namespace or one
+    /// that a glob of its project matches, and in either case no `!` glob of its project excludes
+    /// it. Argo CD does not tell a plugin the destination *cluster*, so a project that may deploy
+    /// anywhere on a sandbox cluster could name another team's namespace as its destination; a
+    /// `!team-a` glob keeps it out all the same.
     pub fn permits(&self, namespace: &str) -> bool {
-        if self.namespace.as_deref() == Some(namespace) {
-            return true;
-        }
         let (deny, allow): (Vec<&Glob>, Vec<&Glob>) = self.allowed.iter().partition(|g| g.negated);
-        allow.iter().any(|g| g.matches(namespace)) && !deny.iter().any(|g| g.matches(namespace))
+        if deny.iter().any(|g| g.matches(namespace)) {
+            return false;
+        }
+        self.namespace.as_deref() == Some(namespace) || allow.iter().any(|g| g.matches(namespace))
     }
 
     /// Checks the effective namespace of an input ExternalSecret or SecretStore; the error names
@@ -192,6 +195,12 @@ mod tests {
         // A project without an entry gets only its destination namespace.
         let a = app(&[("ARGOCD_APP_NAMESPACE", "web"), ("ARGOCD_APP_PROJECT_NAME", "nope")], false, Some(file)).unwrap();
         assert!(a.permits("web") && !a.permits("team-b"));
+        // A `!` glob excludes the destination namespace too (a project may name another team's
+        // namespace as its destination on another cluster).
+        let a =
+            app(&[("ARGOCD_APP_NAMESPACE", "team-a"), ("ARGOCD_APP_PROJECT_NAME", "team-b")], false, Some("team-b: [team-b, '!team-a']\n"))
+                .unwrap();
+        assert!(!a.permits("team-a") && a.permits("team-b"));
     }
 
     #[test]

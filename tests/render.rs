@@ -693,6 +693,15 @@ fn a_render_under_argo_cd_is_bound_to_the_application_namespace() {
     assert!(err.contains("<stdin>: document 1: ExternalSecret team-a/es: metadata.namespace: namespace `team-a` is refused"), "{err}");
     // Without Argo CD's environment the same stream is a legitimate single-tenant render.
     assert!(ok(&render_stdin(&[], &format!("{STORE}{}", es("team-a")))).contains("namespace: team-a"));
+    // team-b's Application whose destination is team-a on another cluster (Argo CD passes only the
+    // namespace): the operator's `!team-a` for project team-b excludes it all the same.
+    let dir = tempdir();
+    let projects = write(dir.path(), "projects.yaml", "team-b: [team-b, 'team-b-*', '!team-a']\n");
+    let mut c = extsecret(&["render", "--project-namespaces", projects.to_str().unwrap()]);
+    c.env("ARGOCD_APP_NAMESPACE", "team-a").env("ARGOCD_APP_PROJECT_NAME", "team-b").env("ARGOCD_APP_NAME", "b");
+    let err = failed(&run(c, Some(format!("{STORE}{}", es("team-a")).as_bytes())));
+    assert!(err.contains("ExternalSecret team-a/es: metadata.namespace: namespace `team-a` is refused"), "{err}");
+    assert!(!err.contains("dG9r"), "{err}");
 }
 
 #[test]
