@@ -1234,6 +1234,35 @@ yes '# padding padding padding padding' | head -c 17000000
 }
 
 #[test]
+fn cmp_renderer_output_is_bounded_while_it_is_read() {
+    // A renderer that never stops printing is refused once past 16 MiB, long before --timeout
+    // (buffered whole, it would run until the deadline and hold everything it printed).
+    let cmp = Cmp::new();
+    let endless = cmp.root.join("bin/endless-helm");
+    executable(&endless, "#!/bin/sh\nexec yes '# padding line of a big chart output...........................'\n");
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &endless).env("PARAM_RENDERER", "helm").env("EXTSECRET_TIMEOUT", "30s");
+    let started = Instant::now();
+    let err = failed(&run(c, None));
+    assert!(err.contains("helm printed more than 16 MiB of manifests; refused"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+
+    // A failing renderer's stderr is quoted by its last 4 KiB, marked as cut.
+    let noisy = cmp.root.join("bin/noisy-helm");
+    executable(
+        &noisy,
+        "#!/bin/sh\nyes 'warning: noisy chart line' | head -c 50000000 >&2\necho 'Error: the last line of helm' >&2\nexit 1\n",
+    );
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &noisy).env("PARAM_RENDERER", "helm");
+    let o = run(c, None);
+    let err = failed(&o);
+    assert!(err.contains("helm failed (exit status: 1): [stderr truncated: "), "{}", &err[..err.len().min(500)]);
+    assert!(err.contains("earlier bytes omitted, the last 4 KiB follow]") && err.contains("Error: the last line of helm"), "{err}");
+    assert!(o.stderr.len() < 8 * 1024, "{} bytes of stderr", o.stderr.len());
+}
+
+#[test]
 fn legacy_plugin_under_argo_cd_resolves_in_the_application_namespace_not_a_base_kustomization() {
     let tmp = tempdir();
     let examples = example(tmp.path(), "kustomize");
