@@ -521,6 +521,49 @@ fn krm_generator_failure_returns_error_results_and_exit_1() {
     assert!(!all.contains("tok-123") && !all.contains("dG9rLTEyMw=="), "{all}");
 }
 
+#[test]
+fn krm_generator_renders_a_package_item_that_only_shares_the_config_name() {
+    // A package ExternalSecret with the functionConfig's name and namespace but another spec is
+    // not kustomize's echo of the config: it is rendered, never dropped.
+    let tmp = tempdir();
+    let stores = tmp.path().join("stores");
+    write(&stores, "b.yaml", &fake_store("b-store", Some("team-b"), "db", "s3cr3t"));
+    let es = |annotations: &str, target: &str, key: &str| {
+        format!(
+            "  apiVersion: external-secrets.io/v1\n  kind: ExternalSecret\n  metadata: {{name: g, namespace: team-b{annotations}}}\n  spec: {{secretStoreRef: {{name: b-store}}, target: {{name: {target}}}, data: [{{secretKey: {key}, remoteRef: {{key: db}}}}]}}\n"
+        )
+    };
+    let config = es(", annotations: {config.kubernetes.io/local-config: 'true'}", "from-config", "a");
+    let list =
+        |item: &str| format!("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nfunctionConfig:\n{config}items:\n-{}", &item[1..]);
+    let krm = |input: &str| {
+        let mut c = common::extsecret(&["krm"]);
+        c.env("EXTSECRET_STORES", &stores);
+        run(c, Some(input.as_bytes()))
+    };
+    let secret = |name: &str, key: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-b"}, "type": "Opaque", "data": {key: "czNjcjN0"}});
+    let package_item = es(", annotations: {config.kubernetes.io/path: app/es.yaml}", "from-package", "other");
+    let out = yaml(&ok(&krm(&list(&package_item))));
+    assert_eq!(out["items"], json!([secret("from-config", "a"), secret("from-package", "other")]));
+
+    // kustomize's echo (the config with its tool annotations) is still skipped.
+    let echo = es(", annotations: {config.kubernetes.io/local-config: 'true', config.kubernetes.io/index: '0', internal.config.kubernetes.io/id: '1'}", "from-config", "a");
+    let out = yaml(&ok(&krm(&list(&echo))));
+    assert_eq!(out["items"], json!([secret("from-config", "a")]));
+
+    // The same spec with another annotation of its own is an object of the package: it collides
+    // with the config by target, and the error names both.
+    let twin =
+        es(", annotations: {team: b, config.kubernetes.io/path: app/twin.yaml, config.kubernetes.io/index: '0'}", "from-config", "a");
+    let o = krm(&list(&twin));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("app/twin.yaml: document 0: ExternalSecret team-b/g: spec.target.name: targets Secret `from-config`, as does ExternalSecret team-b/g (<functionConfig>: document 0)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Argo CD config-management plugin
 

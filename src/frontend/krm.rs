@@ -3,7 +3,7 @@
 //!
 //! - Generator: when `functionConfig` is an ExternalSecret (kustomize `generators:`), it is
 //!   rendered and the output items are its Secret plus every item that is not the config's own
-//!   local-config echo.
+//!   echo (the same object but for tool annotations such as kustomize's local-config mark).
 //! - Transformer: otherwise every ExternalSecret among the items is replaced by its Secret (which
 //!   takes over the item's path/index annotations, so kpt writes it where the ExternalSecret was),
 //!   SecretStores are dropped, and all other items pass through untouched.
@@ -69,14 +69,10 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     let mut inputs: Vec<Value> = Vec::new();
     if let Some(fc) = generator {
         inputs.push(fc.clone());
-        let (name, ns) = (fc.pointer("/metadata/name"), fc.pointer("/metadata/namespace"));
-        // kustomize echoes the config as the only item (marked local-config): skip that echo.
-        inputs.extend(
-            rl.items
-                .iter()
-                .filter(|i| !(is_external_secret(i) && i.pointer("/metadata/name") == name && i.pointer("/metadata/namespace") == ns))
-                .cloned(),
-        );
+        // kustomize echoes the config as the only item (marked local-config): skip that echo, and
+        // only it; a package item with the config's name but another content is rendered.
+        let config = without_tool_annotations(fc);
+        inputs.extend(rl.items.iter().filter(|i| !(is_external_secret(i) && without_tool_annotations(i) == config)).cloned());
     } else {
         inputs.extend(rl.items.iter().cloned());
     }
@@ -147,6 +143,25 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     }
     ordered.sort_by_key(|(outer, _)| *outer);
     Ok(ordered.into_iter().map(|(_, v)| v).collect())
+}
+
+/// `v` without the annotations tools add (kustomize's local-config mark, kpt's and kustomize's
+/// path, index and id annotations): what tells the config's echo from another object.
+fn without_tool_annotations(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(metadata) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.retain(|k, _| !is_tool_annotation(k));
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
+        }
+    }
+    v
+}
+
+fn is_tool_annotation(key: &str) -> bool {
+    crate::resolve::secret::is_tool_internal(key) && !key.starts_with("extsecret.io/")
 }
 
 fn is_object(v: &Value) -> bool {
