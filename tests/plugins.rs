@@ -544,7 +544,28 @@ fn krm_generator_renders_a_package_item_that_only_shares_the_config_name() {
     let secret = |name: &str, key: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-b"}, "type": "Opaque", "data": {key: "czNjcjN0"}});
     let package_item = es(", annotations: {config.kubernetes.io/path: app/es.yaml}", "from-package", "other");
     let out = yaml(&ok(&krm(&list(&package_item))));
-    assert_eq!(out["items"], json!([secret("from-config", "a"), secret("from-package", "other")]));
+    let mut placed = secret("from-package", "other");
+    placed["metadata"]["annotations"] = json!({"config.kubernetes.io/path": "app/es.yaml"});
+    assert_eq!(out["items"], json!([secret("from-config", "a"), placed]));
+
+    // Through kpt, in place: the package's ExternalSecret becomes its Secret in its own file.
+    let pkg = tmp.path().join("pkg");
+    write(&pkg, "Kptfile", "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: pkg\n");
+    write(
+        &pkg.join("app"),
+        "es.yaml",
+        &package_item.replace("\n  ", "\n").replace(", annotations: {config.kubernetes.io/path: app/es.yaml}", "")[2..],
+    );
+    let fn_config = write(tmp.path(), "fn-config.yaml", &config.replace("\n  ", "\n")[2..]);
+    let mut c = tool("kpt");
+    c.args(["fn", "eval"]).arg(&pkg).arg("--exec").arg(bin()).arg("--fn-config").arg(&fn_config);
+    c.env("EXTSECRET_STORES", &stores);
+    ok(&run(c, None));
+    assert_eq!(
+        yaml(&read(&pkg.join("app/es.yaml"))),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "from-package", "namespace": "team-b"}, "type": "Opaque", "data": {"other": "czNjcjN0"}})
+    );
+    assert_eq!(yaml(&read(&pkg.join("team-b/secret_from-config.yaml")))["data"], json!({"a": "czNjcjN0"}));
 
     // kustomize's echo (the config with its tool annotations) is still skipped.
     let echo = es(", annotations: {config.kubernetes.io/local-config: 'true', config.kubernetes.io/index: '0', internal.config.kubernetes.io/id: '1'}", "from-config", "a");

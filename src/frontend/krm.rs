@@ -3,7 +3,8 @@
 //!
 //! - Generator: when `functionConfig` is an ExternalSecret (kustomize `generators:`), it is
 //!   rendered and the output items are its Secret plus every item that is not the config's own
-//!   echo (the same object but for tool annotations such as kustomize's local-config mark).
+//!   echo (the same object but for tool annotations such as kustomize's local-config mark); other
+//!   items are rendered as in a transformer (`kpt fn eval --fn-config`).
 //! - Transformer: otherwise every ExternalSecret among the items is replaced by its Secret (which
 //!   takes over the item's path/index annotations, so kpt writes it where the ExternalSecret was),
 //!   SecretStores are dropped, and all other items pass through untouched.
@@ -126,7 +127,8 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
             lists.entry(outer).or_default().push(value);
             continue;
         }
-        if is_external_secret(from) && generator.is_none() {
+        // A Secret takes its ExternalSecret's place in the package (not the config's file).
+        if is_external_secret(from) && !(generator.is_some() && outer == 0) {
             for key in PLACEMENT_ANNOTATIONS {
                 if let Some(v) = annotation(from, key) {
                     value["metadata"]["annotations"][*key] = Value::String(v.to_string());
