@@ -191,5 +191,11 @@ fn item_origin(v: &Value, index: usize, generator: bool) -> Origin {
 }
 
 fn to_result(p: &Problem) -> KrmResult {
-    KrmResult { message: p.to_string(), severity: "error", resource_ref: None, field: p.field.clone() }
+    // The message is escaped by Problem's Display; the field path is quoted on its own.
+    KrmResult {
+        message: p.to_string(),
+        severity: "error",
+        resource_ref: None,
+        field: p.field.as_deref().map(|f| crate::problem::printable(f).into_owned()),
+    }
 }
