@@ -1,9 +1,43 @@
 //! Problems found during a run, each pinned to the file, document, object and field it concerns.
 //!
 //! A problem never carries a secret value: messages are built from names, keys, fields and the
-//! provider's error class only.
+//! provider's error class only. Input is quoted as written except for non-printing characters,
+//! which are shown escaped ([`printable`]), so a name cannot forge a line or a terminal sequence.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// `text` with every non-printing character escaped as Rust's `escape_debug` writes it (`\n`,
+/// `\t`, `\u{1b}`, `\u{2028}`, `\u{202e}`): control characters, line and paragraph separators,
+/// format characters (bidi overrides, zero-width spaces), spaces other than U+0020, unassigned
+/// and private-use code points. Everything else, backslashes and quotes included, stays as is.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().all(is_printing) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_printing(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `c` prints as itself (Rust's own table of printable characters, as `{:?}` uses it).
+fn is_printing(c: char) -> bool {
+    if c.is_ascii() {
+        return c == ' ' || c.is_ascii_graphic();
+    }
+    // `str::escape_debug` escapes a non-printing character anywhere, a combining mark (which
+    // prints) only at the start: after a letter only the former is escaped.
+    let mut probe = [0u8; 8];
+    probe[0] = b'a';
+    let len = 1 + c.encode_utf8(&mut probe[1..]).len();
+    std::str::from_utf8(&probe[..len]).is_ok_and(|s| s.escape_debug().count() == 2)
+}
 
 /// Where a problem was found: a file (or `<stdin>`) and the 0-based document index in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,7 +53,7 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: document {}", self.file, self.index)?;
+        write!(f, "{}: document {}", printable(&self.file), self.index)?;
         if let Some(item) = self.item {
             write!(f, " item {item}")?;
         }
@@ -65,12 +99,12 @@ impl fmt::Display for Problem {
             write!(f, "{o}: ")?;
         }
         if let Some(o) = &self.object {
-            write!(f, "{o}: ")?;
+            write!(f, "{}: ", printable(o))?;
         }
         if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
+            write!(f, "{}: ", printable(field))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&printable(&self.message))
     }
 }
 
@@ -117,3 +151,26 @@ impl fmt::Display for Problems {
 }
 
 impl std::error::Error for Problems {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_printing_characters_are_shown_escaped() {
+        let key =
+            "x`\nerror: all good, 0 problem(s)\u{1b}[2K\r\t\u{7f}\u{85}\u{a0}\u{2028}\u{2029}\u{202e}\u{2066}\u{200b}\u{feff}\u{e000}";
+        let p = Problem::new(format!("secret `{key}` not found"))
+            .at(&Origin { file: "a\nb.yaml".into(), index: 0, item: None })
+            .object("ExternalSecret ns/\u{1b}]0;t\u{7}")
+            .field("spec.data[0]\u{2028}");
+        assert_eq!(
+            p.to_string(),
+            "a\\nb.yaml: document 0: ExternalSecret ns/\\u{1b}]0;t\\u{7}: spec.data[0]\\u{2028}: secret `x`\\nerror: all good, 0 problem(s)\\u{1b}[2K\\r\\t\\u{7f}\\u{85}\\u{a0}\\u{2028}\\u{2029}\\u{202e}\\u{2066}\\u{200b}\\u{feff}\\u{e000}` not found"
+        );
+        // Printing text of any script, combining marks, quotes and backslashes stay as written.
+        for text in ["café `ключ` 鍵 e\u{301} क्षि \"q\" 'q' a\\nb ^[a-z]+$", ""] {
+            assert!(matches!(printable(text), Cow::Borrowed(t) if t == text), "{text}");
+        }
+    }
+}

@@ -521,6 +521,70 @@ fn krm_generator_failure_returns_error_results_and_exit_1() {
     assert!(!all.contains("tok-123") && !all.contains("dG9rLTEyMw=="), "{all}");
 }
 
+#[test]
+fn krm_generator_renders_a_package_item_that_only_shares_the_config_name() {
+    // A package ExternalSecret with the functionConfig's name and namespace but another spec is
+    // not kustomize's echo of the config: it is rendered, never dropped.
+    let tmp = tempdir();
+    let stores = tmp.path().join("stores");
+    write(&stores, "b.yaml", &fake_store("b-store", Some("team-b"), "db", "s3cr3t"));
+    let es = |annotations: &str, target: &str, key: &str| {
+        format!(
+            "  apiVersion: external-secrets.io/v1\n  kind: ExternalSecret\n  metadata: {{name: g, namespace: team-b{annotations}}}\n  spec: {{secretStoreRef: {{name: b-store}}, target: {{name: {target}}}, data: [{{secretKey: {key}, remoteRef: {{key: db}}}}]}}\n"
+        )
+    };
+    let config = es(", annotations: {config.kubernetes.io/local-config: 'true'}", "from-config", "a");
+    let list =
+        |item: &str| format!("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nfunctionConfig:\n{config}items:\n-{}", &item[1..]);
+    let krm = |input: &str| {
+        let mut c = common::extsecret(&["krm"]);
+        c.env("EXTSECRET_STORES", &stores);
+        run(c, Some(input.as_bytes()))
+    };
+    let secret = |name: &str, key: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "team-b"}, "type": "Opaque", "data": {key: "czNjcjN0"}});
+    let package_item = es(", annotations: {config.kubernetes.io/path: app/es.yaml}", "from-package", "other");
+    let out = yaml(&ok(&krm(&list(&package_item))));
+    let mut placed = secret("from-package", "other");
+    placed["metadata"]["annotations"] = json!({"config.kubernetes.io/path": "app/es.yaml"});
+    assert_eq!(out["items"], json!([secret("from-config", "a"), placed]));
+
+    // Through kpt, in place: the package's ExternalSecret becomes its Secret in its own file.
+    let pkg = tmp.path().join("pkg");
+    write(&pkg, "Kptfile", "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: pkg\n");
+    write(
+        &pkg.join("app"),
+        "es.yaml",
+        &package_item.replace("\n  ", "\n").replace(", annotations: {config.kubernetes.io/path: app/es.yaml}", "")[2..],
+    );
+    let fn_config = write(tmp.path(), "fn-config.yaml", &config.replace("\n  ", "\n")[2..]);
+    let mut c = tool("kpt");
+    c.args(["fn", "eval"]).arg(&pkg).arg("--exec").arg(bin()).arg("--fn-config").arg(&fn_config);
+    c.env("EXTSECRET_STORES", &stores);
+    ok(&run(c, None));
+    assert_eq!(
+        yaml(&read(&pkg.join("app/es.yaml"))),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "from-package", "namespace": "team-b"}, "type": "Opaque", "data": {"other": "czNjcjN0"}})
+    );
+    assert_eq!(yaml(&read(&pkg.join("team-b/secret_from-config.yaml")))["data"], json!({"a": "czNjcjN0"}));
+
+    // kustomize's echo (the config with its tool annotations) is still skipped.
+    let echo = es(", annotations: {config.kubernetes.io/local-config: 'true', config.kubernetes.io/index: '0', internal.config.kubernetes.io/id: '1'}", "from-config", "a");
+    let out = yaml(&ok(&krm(&list(&echo))));
+    assert_eq!(out["items"], json!([secret("from-config", "a")]));
+
+    // The same spec with another annotation of its own is an object of the package: it collides
+    // with the config by target, and the error names both.
+    let twin =
+        es(", annotations: {team: b, config.kubernetes.io/path: app/twin.yaml, config.kubernetes.io/index: '0'}", "from-config", "a");
+    let o = krm(&list(&twin));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("app/twin.yaml: document 0: ExternalSecret team-b/g: spec.target.name: targets Secret `from-config`, as does ExternalSecret team-b/g (<functionConfig>: document 0)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Argo CD config-management plugin
 
@@ -1231,6 +1295,35 @@ yes '# padding padding padding padding' | head -c 17000000
     let mut c = cmp.generate();
     c.env("EXTSECRET_HELM_COMMAND", &helm).env("PARAM_RENDERER", "helm");
     assert!(failed(&run(c, None)).contains("helm printed more than 16 MiB of manifests; refused"));
+}
+
+#[test]
+fn cmp_renderer_output_is_bounded_while_it_is_read() {
+    // A renderer that never stops printing is refused once past 16 MiB, long before --timeout
+    // (buffered whole, it would run until the deadline and hold everything it printed).
+    let cmp = Cmp::new();
+    let endless = cmp.root.join("bin/endless-helm");
+    executable(&endless, "#!/bin/sh\nexec yes '# padding line of a big chart output...........................'\n");
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &endless).env("PARAM_RENDERER", "helm").env("EXTSECRET_TIMEOUT", "30s");
+    let started = Instant::now();
+    let err = failed(&run(c, None));
+    assert!(err.contains("helm printed more than 16 MiB of manifests; refused"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+
+    // A failing renderer's stderr is quoted by its last 4 KiB, marked as cut.
+    let noisy = cmp.root.join("bin/noisy-helm");
+    executable(
+        &noisy,
+        "#!/bin/sh\nyes 'warning: noisy chart line' | head -c 50000000 >&2\necho 'Error: the last line of helm' >&2\nexit 1\n",
+    );
+    let mut c = cmp.generate();
+    c.env("EXTSECRET_HELM_COMMAND", &noisy).env("PARAM_RENDERER", "helm");
+    let o = run(c, None);
+    let err = failed(&o);
+    assert!(err.contains("helm failed (exit status: 1): [stderr truncated: "), "{}", &err[..err.len().min(500)]);
+    assert!(err.contains("earlier bytes omitted, the last 4 KiB follow]") && err.contains("Error: the last line of helm"), "{err}");
+    assert!(o.stderr.len() < 8 * 1024, "{} bytes of stderr", o.stderr.len());
 }
 
 #[test]

@@ -745,3 +745,27 @@ fn a_credential_read_into_the_wrong_field_is_never_quoted() {
     assert!(err.contains("spec.provider.azurekv.authSecretRef.tenantId: not a valid tenant id (a GUID or a domain name)"), "{err}");
     assert!(!err.contains("SECRET_CANARY"), "a credential leaked: {err}");
 }
+
+#[test]
+fn control_characters_of_the_input_are_shown_escaped_in_errors() {
+    // A key that would forge an `error:` line, clear it with a terminal sequence and reverse the
+    // text after it, if printed raw (Argo CD UI, logs, terminals).
+    let spec = r#"data: [{secretKey: a, remoteRef: {key: "x`\nerror: all good, 0 problem(s)\e[2K\u2028\u202e"}}]"#;
+    let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
+    let escaped = r"x`\nerror: all good, 0 problem(s)\u{1b}[2K\u{2028}\u{202e}";
+    let raw = |text: &str| text.contains(['\u{1b}', '\u{2028}', '\u{202e}']) || text.lines().any(|l| l.starts_with("error: all good"));
+    let err = failed(&render_stdin(&[], &input));
+    assert!(err.contains(&format!("ExternalSecret team-a/es: spec.data[0].remoteRef.key: [NotFound] secret `{escaped}`")), "{err}");
+    assert!(!raw(&err), "{err:?}");
+
+    // The KRM function: on stderr and in the result message kpt and kustomize print.
+    let items: String =
+        input.split("---\n").map(|doc| format!("- {}", doc.trim_end().replace('\n', "\n  "))).collect::<Vec<_>>().join("\n");
+    let list = format!("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n{items}\n");
+    let o = run(extsecret(&["krm"]), Some(list.as_bytes()));
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let out: serde_json::Value = serde_saphyr::from_str(&common::stdout(&o)).expect("a ResourceList");
+    let message = out["results"][0]["message"].as_str().expect("an error result");
+    assert!(message.contains(&format!("[NotFound] secret `{escaped}`")), "{message}");
+    assert!(!raw(message) && !raw(&common::stderr(&o)), "{message:?}");
+}

@@ -188,27 +188,12 @@ pub async fn generate(args: GenerateArgs) -> i32 {
     }
 }
 
-/// Runs a renderer (no shell) and parses its stdout; a non-zero exit fails the render with the
+/// Runs a renderer (see [`super::renderer`]: no shell, stdout bounded by [`MAX_INPUT_BYTES`] as
+/// it is read) and parses its stdout; a non-zero exit fails the render with the end of the
 /// renderer's stderr.
 async fn run_renderer(argv: &[String], what: &str, timeout: std::time::Duration) -> Result<Vec<manifest::Document>, Problems> {
-    let (program, rest) = argv.split_first().ok_or_else(|| Problem::new(format!("empty {what} command")))?;
-    let run = tokio::process::Command::new(program).args(rest).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
-    let out = tokio::time::timeout(timeout, run)
-        .await
-        .map_err(|_| Problem::new(format!("{what} did not finish within {}s (--timeout)", timeout.as_secs_f32())))?
-        .map_err(|e| Problem::new(format!("cannot run {what} (`{program}`): {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(Problem::new(format!("{what} failed ({}): {}", out.status, stderr.trim())).into());
-    }
-    if out.stdout.len() as u64 > MAX_INPUT_BYTES {
-        return Err(Problem::new(format!(
-            "{what} printed more than {} MiB of manifests; refused (a CMP run is bounded so the sidecar's memory limit holds)",
-            MAX_INPUT_BYTES / 1024 / 1024
-        ))
-        .into());
-    }
-    manifest::parse_stream(&format!("<{what} output>"), &out.stdout)
+    let out = super::renderer::run(argv, what, timeout, MAX_INPUT_BYTES).await?;
+    manifest::parse_stream(&format!("<{what} output>"), &out)
 }
 
 /// Bound on the bytes of all files one `generate` or `discover` reads (16 MiB; Argo CD's own

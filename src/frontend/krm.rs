@@ -3,7 +3,8 @@
 //!
 //! - Generator: when `functionConfig` is an ExternalSecret (kustomize `generators:`), it is
 //!   rendered and the output items are its Secret plus every item that is not the config's own
-//!   local-config echo.
+//!   echo (the same object but for tool annotations such as kustomize's local-config mark); other
+//!   items are rendered as in a transformer (`kpt fn eval --fn-config`).
 //! - Transformer: otherwise every ExternalSecret among the items is replaced by its Secret (which
 //!   takes over the item's path/index annotations, so kpt writes it where the ExternalSecret was),
 //!   SecretStores are dropped, and all other items pass through untouched.
@@ -69,14 +70,10 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     let mut inputs: Vec<Value> = Vec::new();
     if let Some(fc) = generator {
         inputs.push(fc.clone());
-        let (name, ns) = (fc.pointer("/metadata/name"), fc.pointer("/metadata/namespace"));
-        // kustomize echoes the config as the only item (marked local-config): skip that echo.
-        inputs.extend(
-            rl.items
-                .iter()
-                .filter(|i| !(is_external_secret(i) && i.pointer("/metadata/name") == name && i.pointer("/metadata/namespace") == ns))
-                .cloned(),
-        );
+        // kustomize echoes the config as the only item (marked local-config): skip that echo, and
+        // only it; a package item with the config's name but another content is rendered.
+        let config = without_tool_annotations(fc);
+        inputs.extend(rl.items.iter().filter(|i| !(is_external_secret(i) && without_tool_annotations(i) == config)).cloned());
     } else {
         inputs.extend(rl.items.iter().cloned());
     }
@@ -130,7 +127,8 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
             lists.entry(outer).or_default().push(value);
             continue;
         }
-        if is_external_secret(from) && generator.is_none() {
+        // A Secret takes its ExternalSecret's place in the package (not the config's file).
+        if is_external_secret(from) && !(generator.is_some() && outer == 0) {
             for key in PLACEMENT_ANNOTATIONS {
                 if let Some(v) = annotation(from, key) {
                     value["metadata"]["annotations"][*key] = Value::String(v.to_string());
@@ -147,6 +145,25 @@ async fn transform(rl: &ResourceList, settings: &crate::settings::Settings) -> R
     }
     ordered.sort_by_key(|(outer, _)| *outer);
     Ok(ordered.into_iter().map(|(_, v)| v).collect())
+}
+
+/// `v` without the annotations tools add (kustomize's local-config mark, kpt's and kustomize's
+/// path, index and id annotations): what tells the config's echo from another object.
+fn without_tool_annotations(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(metadata) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.retain(|k, _| !is_tool_annotation(k));
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
+        }
+    }
+    v
+}
+
+fn is_tool_annotation(key: &str) -> bool {
+    crate::resolve::secret::is_tool_internal(key) && !key.starts_with("extsecret.io/")
 }
 
 fn is_object(v: &Value) -> bool {
@@ -174,5 +191,11 @@ fn item_origin(v: &Value, index: usize, generator: bool) -> Origin {
 }
 
 fn to_result(p: &Problem) -> KrmResult {
-    KrmResult { message: p.to_string(), severity: "error", resource_ref: None, field: p.field.clone() }
+    // The message is escaped by Problem's Display; the field path is quoted on its own.
+    KrmResult {
+        message: p.to_string(),
+        severity: "error",
+        resource_ref: None,
+        field: p.field.as_deref().map(|f| crate::problem::printable(f).into_owned()),
+    }
 }

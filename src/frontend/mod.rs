@@ -16,6 +16,7 @@ pub mod argocd;
 pub mod cli;
 pub mod krm;
 pub mod legacy;
+pub mod renderer;
 
 use std::io::Write;
 

@@ -16,7 +16,7 @@ use crate::api::{
     StoreRefKind,
 };
 use crate::manifest::Document;
-use crate::problem::{Origin, Problem, Problems};
+use crate::problem::{printable, Origin, Problem, Problems};
 use crate::provider::{self, ErrorClass, Provider, ProviderError, SecretValue};
 use crate::settings::Settings;
 
@@ -521,7 +521,9 @@ fn warn_unanchored(object: &str, spec: &SecretStoreSpec) {
         for (j, re) in c.namespace_regexes.iter().enumerate() {
             if !re.starts_with('^') || !re.ends_with('$') {
                 tracing::warn!(
-                    "{object}: spec.conditions[{i}].namespaceRegexes[{j}] `{re}` is not anchored: it matches any namespace that contains a match (write ^...$ to match whole names)"
+                    "{}: spec.conditions[{i}].namespaceRegexes[{j}] `{}` is not anchored: it matches any namespace that contains a match (write ^...$ to match whole names)",
+                    printable(object),
+                    printable(re)
                 );
             }
         }
@@ -530,6 +532,6 @@ fn warn_unanchored(object: &str, spec: &SecretStoreSpec) {
 
 pub(crate) fn log_warnings(object: &str, warnings: &[String]) {
     for w in warnings {
-        tracing::warn!("{object}: {w}");
+        tracing::warn!("{}: {}", printable(object), printable(w));
     }
 }
