@@ -185,6 +185,7 @@ impl ClusterTrustArgs {
             allowed_hosts: self.hosts.allowed_hosts.clone(),
             namespaced_identity: NamespaceRule::parse(&self.namespaced_stores_identity)?,
             assumable_roles: self.assumable_roles.as_deref().map(AssumableRoles::load).transpose()?,
+            api_audiences: Vec::new(),
         })
     }
 }

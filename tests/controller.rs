@@ -972,6 +972,45 @@ async fn with_namespaced_stores_identity_all_the_identity_goes_only_to_well_know
     assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
 }
 
+/// F6: a tenant's SecretStore may not borrow the controller's TokenRequest right to get a token
+/// the API server accepts, nor a token of another audience for a host it chose.
+#[tokio::test]
+async fn service_account_tokens_never_get_an_api_server_audience_nor_another_audience_for_a_tenants_host() {
+    let moto = common::moto();
+    let c = cluster("sa-audience").await;
+    let evil = common::keyvault(&json!({"tenant": "attacker-tenant", "clients": {}, "secrets": {"db": "hostile-value"}}));
+    let env = controller_identity(&c, &moto.url, &evil.ca);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    c.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer",
+        "annotations": {"azure.workload.identity/client-id": "deployer-client"}}}))
+        .await;
+    let store = |name: &str, audiences: Value| {
+        let mut s = azure_store_aimed_at(name, &evil);
+        s["spec"]["provider"]["azurekv"]["tenantId"] = json!("attacker-tenant");
+        s["spec"]["provider"]["azurekv"]["serviceAccountRef"] = json!({"name": "deployer", "audiences": audiences});
+        s
+    };
+    c.apply(store("api", json!(["https://kubernetes.default.svc.cluster.local"]))).await;
+    c.apply(store("other", json!(["api://some-app"]))).await;
+    let ctl = c.controller("ctl", &[], &env);
+    c.apply(external_secret("via-api", "api", json!({"name": "via-api"}), &[("v", "db", None)], "1h")).await;
+    c.apply(external_secret("via-other", "other", json!({"name": "via-other"}), &[("v", "db", None)], "1h")).await;
+
+    let message = ready_false(&c, "via-api").await;
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    assert!(message.contains(&format!("SecretStore {}/api: [Refused]", c.ns)), "{message}\n{}", ctl.log());
+    assert!(message.contains("`https://kubernetes.default.svc.cluster.local`, which the Kubernetes API server accepts"), "{message}");
+    assert!(message.contains(&format!("ServiceAccount {}/deployer", c.ns)) && message.contains("no switch allows it"), "{message}");
+    let message = ready_false(&c, "via-other").await;
+    assert!(message.contains(&format!("SecretStore {}/other: [Refused]", c.ns)), "{message}");
+    assert!(message.contains("activeDirectoryEndpoint names host `127.0.0.1`"), "{message}");
+    assert!(message.contains("`api://AzureADTokenExchange`") && message.contains("`azurekv=127.0.0.1` to --allowed-hosts"), "{message}");
+    assert!(c.secret("via-api").await.is_none() && c.secret("via-other").await.is_none());
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    let log = ctl.log();
+    assert!(log.contains(&format!("SecretStore {}/api: [Refused]", c.ns)), "{log}");
+}
+
 #[tokio::test]
 async fn assumable_roles_let_a_namespace_assume_only_the_roles_it_is_given() {
     let moto = common::moto();
