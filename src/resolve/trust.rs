@@ -354,6 +354,82 @@ mod tests {
     }
 
     #[test]
+    fn api_server_audiences_are_recognised_loosely() {
+        let known = vec!["https://10.0.0.1:6443".to_string(), "https://oidc.example/id/ABC".to_string()];
+        for a in [
+            "https://kubernetes.default.svc.cluster.local",
+            "https://kubernetes.default.svc",
+            "HTTPS://Kubernetes.Default.Svc.corp.example/",
+            "kubernetes.default.svc:443",
+            "https://kubernetes",
+            "",
+            " ",
+            "https://10.0.0.1:6443/",
+            "https://10.0.0.1",
+            "https://oidc.example/id/abc",
+        ] {
+            assert!(is_api_server_audience(a, &known), "{a}");
+        }
+        for a in [
+            "api://AzureADTokenExchange",
+            "sts.amazonaws.com",
+            "https://kubernetes.default.svc.evil.example.com.x",
+            "https://vault.example",
+        ] {
+            let is_api = is_api_server_audience(a, &known);
+            assert_eq!(is_api, a.starts_with("https://kubernetes.default.svc."), "{a}");
+        }
+    }
+
+    fn store(kind: crate::api::EsoKind, azure: serde_json::Value) -> Store {
+        let mut meta = serde_json::json!({"name": "s"});
+        if kind == crate::api::EsoKind::SecretStore {
+            meta["namespace"] = "team-b".into();
+        }
+        let doc = crate::manifest::Document {
+            origin: crate::problem::Origin { file: "t".into(), index: 0, item: None },
+            raw: None,
+            value: serde_json::json!({"kind": kind.as_str(), "metadata": meta, "spec": {"provider": {"azurekv": azure}}}),
+        };
+        let mut catalog = super::super::stores::Catalog::default();
+        catalog.add_store(&doc, kind, &Settings { controller: true, ..Settings::default() }).unwrap();
+        let store = catalog.stores().next().unwrap().clone();
+        store
+    }
+
+    #[test]
+    fn service_account_token_audiences() {
+        use crate::api::EsoKind::{ClusterSecretStore, SecretStore};
+        let azure = |audiences: serde_json::Value, authority: &str| {
+            serde_json::json!({"vaultUrl": "https://kv.example", "authType": "WorkloadIdentity", "tenantId": "t",
+                "environmentType": "AzureStackCloud", "customCloudConfig": {"activeDirectoryEndpoint": authority},
+                "serviceAccountRef": {"name": "deployer", "namespace": "team-b", "audiences": audiences}})
+        };
+        let none = TrustPolicy::default();
+        let check = |kind, audiences, authority: &str, policy: &TrustPolicy| {
+            check_token_audiences(&store(kind, azure(audiences, authority)), policy)
+        };
+        let api = serde_json::json!(["https://kubernetes.default.svc"]);
+        // Never an API server audience, not even for the operator's stores or well-known hosts.
+        for kind in [SecretStore, ClusterSecretStore] {
+            let e = check(kind, api.clone(), "https://login.microsoftonline.com/", &none).unwrap_err();
+            assert!(e.contains("ServiceAccount team-b/deployer") && e.contains("no switch allows it"), "{e}");
+        }
+        let known = TrustPolicy { api_audiences: vec!["https://issuer.example".into()], ..Default::default() };
+        assert!(check(ClusterSecretStore, serde_json::json!(["https://issuer.example"]), "https://evil.example", &known).is_err());
+        // The default audience goes anywhere (ESO's behaviour); another one only to known hosts.
+        assert!(check(SecretStore, serde_json::json!([]), "https://evil.example", &none).is_ok());
+        assert!(check(SecretStore, serde_json::json!(["api://AzureADTokenExchange"]), "https://evil.example", &none).is_ok());
+        let other = serde_json::json!(["api://app"]);
+        let e = check(SecretStore, other.clone(), "https://evil.example", &none).unwrap_err();
+        assert!(e.contains("`evil.example`") && e.contains("`azurekv=evil.example` to --allowed-hosts"), "{e}");
+        assert!(check(SecretStore, other.clone(), "https://login.microsoftonline.com/", &none).is_ok());
+        let allowed = TrustPolicy { allowed_hosts: vec![parse_allowed_host("azurekv=evil.example").unwrap()], ..Default::default() };
+        assert!(check(SecretStore, other.clone(), "https://evil.example", &allowed).is_ok());
+        assert!(check(ClusterSecretStore, other, "https://evil.example", &none).is_ok(), "the operator's choice");
+    }
+
+    #[test]
     fn namespaced_stores_and_roles() {
         let dir = std::env::temp_dir().join(format!("extsecret-roles-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
