@@ -357,6 +357,24 @@ fn aws_store(name: &str) -> Value {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
+/// F7: a `refreshInterval` below `--min-refresh-interval` is raised to it, with one warning.
+#[tokio::test]
+async fn a_tiny_refresh_interval_is_raised_to_the_floor() {
+    let c = cluster("refresh-floor").await;
+    let ctl = c.controller("ctl", &["--min-refresh-interval", "2s"], &[]);
+    c.apply(fake_store("store", &[("/k", "v")])).await;
+    c.apply(external_secret("db", "store", json!({"name": "db"}), &[("v", "/k", None)], "1ms")).await;
+    eventually(20, "the Secret", || async { c.secret("db").await }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = ctl.metrics();
+    let prefix = format!(r#"externalsecret_sync_calls_total{{name="db",namespace="{}"}} "#, c.ns);
+    let syncs: u64 = metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.trim().parse().ok()).expect("sync count");
+    assert!((1..=4).contains(&syncs), "{syncs} syncs in about 3 s with a 2 s floor");
+    let log = ctl.log();
+    assert_eq!(log.matches("is shorter than the controller's --min-refresh-interval").count(), 1, "{log}");
+    assert!(log.contains("spec.refreshInterval 1ms") && log.contains("refreshing every 2s instead"), "{log}");
+}
+
 #[tokio::test]
 async fn creates_the_secret_with_owner_reference_data_status_events_and_metrics() {
     let c = cluster("creates").await;

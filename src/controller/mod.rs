@@ -82,6 +82,9 @@ pub struct ControllerArgs {
     /// ...or this long after its first ExternalSecret joined (`2s`)
     #[arg(long, env = "EXTSECRET_WAVE_MAX_WAIT", default_value = "2s", value_parser = parse_duration)]
     pub wave_max_wait: Duration,
+    /// Shortest refresh interval: a non-zero spec.refreshInterval below it is raised to it, with a warning (`0` turns the floor off)
+    #[arg(long, env = "EXTSECRET_MIN_REFRESH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub min_refresh_interval: Duration,
     /// API requests in flight at once (besides the watches)
     #[arg(long, env = "EXTSECRET_API_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub api_requests: u16,
@@ -275,6 +278,8 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         targets: Mutex::new(HashMap::new()),
         forced: Mutex::new(Default::default()),
         synced: Mutex::new(HashMap::new()),
+        min_refresh: args.min_refresh_interval,
+        raised: Mutex::new(HashMap::new()),
     });
 
     let es_api = match &args.namespace {
@@ -374,6 +379,9 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             }
             if let Ok(mut failures) = gc_ctx.failures.lock() {
                 failures.retain(|uid, _| uids.contains(uid));
+            }
+            if let Ok(mut raised) = gc_ctx.raised.lock() {
+                raised.retain(|uid, _| uids.contains(uid));
             }
         }
     });
