@@ -1023,6 +1023,13 @@ async fn service_account_tokens_never_get_an_api_server_audience_nor_another_aud
     assert!(message.contains(&format!("SecretStore {}/other: [Refused]", c.ns)), "{message}");
     assert!(message.contains("activeDirectoryEndpoint names host `127.0.0.1`"), "{message}");
     assert!(message.contains("`api://AzureADTokenExchange`") && message.contains("`azurekv=127.0.0.1` to --allowed-hosts"), "{message}");
+    // The API server's own URL (as the controller's client knows it) is refused too.
+    if let Some(url) = &c.url {
+        c.apply(store("server", json!([url]))).await;
+        c.apply(external_secret("via-server", "server", json!({"name": "via-server"}), &[("v", "db", None)], "1h")).await;
+        let message = ready_false(&c, "via-server").await;
+        assert!(message.contains(&format!("`{url}`, which the Kubernetes API server accepts")), "{message}");
+    }
     assert!(c.secret("via-api").await.is_none() && c.secret("via-other").await.is_none());
     assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
     let log = ctl.log();
