@@ -476,7 +476,7 @@ async fn a_remote_change_reaches_the_secret_after_the_refresh_interval() {
     put_aws_secret(&moto.url, &key, r#"{"password":"first"}"#);
     let env = aws_env(&moto.url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &["--namespaced-stores-identity", "all"], &env);
+    let ctl = c.controller("ctl", &["--namespaced-stores-identity", "all", "--min-refresh-interval", "1s"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("password", &key, Some("password"))], "2s")).await;
     eventually(20, "the Secret", || async { c.secret("db").await.filter(|s| data(s)["password"] == "first") }).await;
@@ -520,7 +520,7 @@ async fn a_provider_outage_leaves_the_secret_alone_and_recovers() {
     put_aws_secret(&url, "outage/db", "v1-before");
     let env = aws_env(&url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &["--timeout", "3s", "--namespaced-stores-identity", "all"], &env);
+    let ctl = c.controller("ctl", &["--timeout", "3s", "--namespaced-stores-identity", "all", "--min-refresh-interval", "1s"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("v", "outage/db", None)], "1s")).await;
     let before = eventually(20, "the Secret", || async { c.secret("db").await }).await;
