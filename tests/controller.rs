@@ -1032,6 +1032,10 @@ async fn service_account_tokens_never_get_an_api_server_audience_nor_another_aud
     }
     assert!(c.secret("via-api").await.is_none() && c.secret("via-other").await.is_none());
     assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    // Refused before any token was even requested.
+    if let Some(requests) = c.requests() {
+        assert_eq!(requests["by_resource"]["serviceaccounts/token"].as_u64().unwrap_or(0), 0, "{requests}");
+    }
     let log = ctl.log();
     assert!(log.contains(&format!("SecretStore {}/api: [Refused]", c.ns)), "{log}");
 }
