@@ -239,7 +239,7 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
         }
     };
     let (interval, raised) = policy::effective_interval(asked_interval, ctx.min_refresh);
-    if raised {
+    if raised && refresh_policy == RefreshPolicy::Periodic {
         ctx.warn_raised(obj, asked_interval, interval).await;
     }
     if let Err(e) = deletion_policy {
