@@ -185,6 +185,7 @@ impl ClusterTrustArgs {
             allowed_hosts: self.hosts.allowed_hosts.clone(),
             namespaced_identity: NamespaceRule::parse(&self.namespaced_stores_identity)?,
             assumable_roles: self.assumable_roles.as_deref().map(AssumableRoles::load).transpose()?,
+            api_audiences: Vec::new(),
         })
     }
 }
@@ -198,8 +199,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     let re = regex::Regex::new(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$").expect("static regex");
     let caps = re.captures(s).filter(|_| !s.is_empty()).ok_or_else(|| format!("`{s}` is not a duration (use 45s, 2m, 1m30s)"))?;
-    let n = |i: usize| caps.get(i).map_or(0, |m| m.as_str().parse::<u64>().unwrap_or(0));
-    Ok(Duration::from_secs(n(1) * 3600 + n(2) * 60 + n(3)) + Duration::from_millis(n(4)))
+    let too_long = || format!("`{s}` is too long a duration");
+    let n = |i: usize| caps.get(i).map_or(Some(0), |m| m.as_str().parse::<u64>().ok());
+    let secs = [(1, 3600), (2, 60), (3, 1)]
+        .into_iter()
+        .try_fold(0u64, |sum, (i, unit)| n(i)?.checked_mul(unit)?.checked_add(sum))
+        .ok_or_else(too_long)?;
+    Duration::from_secs(secs).checked_add(Duration::from_millis(n(4).ok_or_else(too_long)?)).ok_or_else(too_long)
 }
 
 #[cfg(test)]
@@ -214,6 +220,11 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("1h0m0s").unwrap(), Duration::from_secs(3600));
+        // Overflows are errors, not panics or wrapped values.
+        for huge in ["9999999999999999999h", "5124095576030432h", "99999999999999999999999s", "18446744073709551615s1000ms"] {
+            assert!(parse_duration(huge).unwrap_err().contains("too long"), "{huge}");
+        }
     }
 }
 

@@ -357,6 +357,24 @@ fn aws_store(name: &str) -> Value {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
+/// F7: a `refreshInterval` below `--min-refresh-interval` is raised to it, with one warning.
+#[tokio::test]
+async fn a_tiny_refresh_interval_is_raised_to_the_floor() {
+    let c = cluster("refresh-floor").await;
+    let ctl = c.controller("ctl", &["--min-refresh-interval", "2s"], &[]);
+    c.apply(fake_store("store", &[("/k", "v")])).await;
+    c.apply(external_secret("db", "store", json!({"name": "db"}), &[("v", "/k", None)], "1ms")).await;
+    eventually(20, "the Secret", || async { c.secret("db").await }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = ctl.metrics();
+    let prefix = format!(r#"externalsecret_sync_calls_total{{name="db",namespace="{}"}} "#, c.ns);
+    let syncs: u64 = metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.trim().parse().ok()).expect("sync count");
+    assert!((1..=4).contains(&syncs), "{syncs} syncs in about 3 s with a 2 s floor");
+    let log = ctl.log();
+    assert_eq!(log.matches("is shorter than the controller's --min-refresh-interval").count(), 1, "{log}");
+    assert!(log.contains("spec.refreshInterval 1ms") && log.contains("refreshing every 2s instead"), "{log}");
+}
+
 #[tokio::test]
 async fn creates_the_secret_with_owner_reference_data_status_events_and_metrics() {
     let c = cluster("creates").await;
@@ -458,7 +476,7 @@ async fn a_remote_change_reaches_the_secret_after_the_refresh_interval() {
     put_aws_secret(&moto.url, &key, r#"{"password":"first"}"#);
     let env = aws_env(&moto.url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &["--namespaced-stores-identity", "all"], &env);
+    let ctl = c.controller("ctl", &["--namespaced-stores-identity", "all", "--min-refresh-interval", "1s"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("password", &key, Some("password"))], "2s")).await;
     eventually(20, "the Secret", || async { c.secret("db").await.filter(|s| data(s)["password"] == "first") }).await;
@@ -502,7 +520,7 @@ async fn a_provider_outage_leaves_the_secret_alone_and_recovers() {
     put_aws_secret(&url, "outage/db", "v1-before");
     let env = aws_env(&url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ctl = c.controller("ctl", &["--timeout", "3s", "--namespaced-stores-identity", "all"], &env);
+    let ctl = c.controller("ctl", &["--timeout", "3s", "--namespaced-stores-identity", "all", "--min-refresh-interval", "1s"], &env);
     c.apply(aws_store("aws")).await;
     c.apply(external_secret("db", "aws", json!({"name": "db"}), &[("v", "outage/db", None)], "1s")).await;
     let before = eventually(20, "the Secret", || async { c.secret("db").await }).await;
@@ -970,6 +988,56 @@ async fn with_namespaced_stores_identity_all_the_identity_goes_only_to_well_know
     assert!(message.contains(&format!("SecretStore {}/kv: [Refused]", c.ns)), "{message}");
     assert!(message.contains("activeDirectoryEndpoint names host `127.0.0.1`") && message.contains("--allowed-hosts"), "{message}");
     assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+}
+
+/// F6: a tenant's SecretStore may not borrow the controller's TokenRequest right to get a token
+/// the API server accepts, nor a token of another audience for a host it chose.
+#[tokio::test]
+async fn service_account_tokens_never_get_an_api_server_audience_nor_another_audience_for_a_tenants_host() {
+    let moto = common::moto();
+    let c = cluster("sa-audience").await;
+    let evil = common::keyvault(&json!({"tenant": "attacker-tenant", "clients": {}, "secrets": {"db": "hostile-value"}}));
+    let env = controller_identity(&c, &moto.url, &evil.ca);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    c.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer",
+        "annotations": {"azure.workload.identity/client-id": "deployer-client"}}}))
+        .await;
+    let store = |name: &str, audiences: Value| {
+        let mut s = azure_store_aimed_at(name, &evil);
+        s["spec"]["provider"]["azurekv"]["tenantId"] = json!("attacker-tenant");
+        s["spec"]["provider"]["azurekv"]["serviceAccountRef"] = json!({"name": "deployer", "audiences": audiences});
+        s
+    };
+    c.apply(store("api", json!(["https://kubernetes.default.svc.cluster.local"]))).await;
+    c.apply(store("other", json!(["api://some-app"]))).await;
+    let ctl = c.controller("ctl", &[], &env);
+    c.apply(external_secret("via-api", "api", json!({"name": "via-api"}), &[("v", "db", None)], "1h")).await;
+    c.apply(external_secret("via-other", "other", json!({"name": "via-other"}), &[("v", "db", None)], "1h")).await;
+
+    let message = ready_false(&c, "via-api").await;
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    assert!(message.contains(&format!("SecretStore {}/api: [Refused]", c.ns)), "{message}\n{}", ctl.log());
+    assert!(message.contains("`https://kubernetes.default.svc.cluster.local`, which the Kubernetes API server accepts"), "{message}");
+    assert!(message.contains(&format!("ServiceAccount {}/deployer", c.ns)) && message.contains("no switch allows it"), "{message}");
+    let message = ready_false(&c, "via-other").await;
+    assert!(message.contains(&format!("SecretStore {}/other: [Refused]", c.ns)), "{message}");
+    assert!(message.contains("activeDirectoryEndpoint names host `127.0.0.1`"), "{message}");
+    assert!(message.contains("`api://AzureADTokenExchange`") && message.contains("`azurekv=127.0.0.1` to --allowed-hosts"), "{message}");
+    // The API server's own URL (as the controller's client knows it) is refused too.
+    if let Some(url) = &c.url {
+        c.apply(store("server", json!([url]))).await;
+        c.apply(external_secret("via-server", "server", json!({"name": "via-server"}), &[("v", "db", None)], "1h")).await;
+        let message = ready_false(&c, "via-server").await;
+        assert!(message.contains(&format!("`{url}`, which the Kubernetes API server accepts")), "{message}");
+    }
+    assert!(c.secret("via-api").await.is_none() && c.secret("via-other").await.is_none());
+    assert!(evil.requests().is_empty(), "the hostile host received: {:#?}", evil.requests());
+    // Refused before any token was even requested.
+    if let Some(requests) = c.requests() {
+        assert_eq!(requests["by_resource"]["serviceaccounts/token"].as_u64().unwrap_or(0), 0, "{requests}");
+    }
+    let log = ctl.log();
+    assert!(log.contains(&format!("SecretStore {}/api: [Refused]", c.ns)), "{log}");
 }
 
 #[tokio::test]

@@ -46,6 +46,8 @@ fn context() -> (Arc<Context>, ApiServer, Arc<Metrics>) {
         targets: Mutex::new(HashMap::new()),
         forced: Mutex::new(Default::default()),
         synced: Mutex::new(HashMap::new()),
+        min_refresh: super::policy::DEFAULT_MIN_REFRESH,
+        raised: Mutex::new(HashMap::new()),
     };
     (Arc::new(ctx), handle, metrics)
 }

@@ -82,6 +82,9 @@ pub struct ControllerArgs {
     /// ...or this long after its first ExternalSecret joined (`2s`)
     #[arg(long, env = "EXTSECRET_WAVE_MAX_WAIT", default_value = "2s", value_parser = parse_duration)]
     pub wave_max_wait: Duration,
+    /// Shortest refresh interval: a non-zero spec.refreshInterval below it is raised to it, with a warning (`0` turns the floor off)
+    #[arg(long, env = "EXTSECRET_MIN_REFRESH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub min_refresh_interval: Duration,
     /// API requests in flight at once (besides the watches)
     #[arg(long, env = "EXTSECRET_API_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub api_requests: u16,
@@ -103,7 +106,8 @@ impl ControllerArgs {
     }
 }
 
-async fn client(args: &ControllerArgs) -> anyhow::Result<Client> {
+/// The API client and its server URL.
+async fn client(args: &ControllerArgs) -> anyhow::Result<(Client, String)> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)?;
@@ -114,7 +118,26 @@ async fn client(args: &ControllerArgs) -> anyhow::Result<Client> {
     // A bound on HTTP requests in flight (watches hold one each for their lifetime): a thousand
     // reconciles waiting on the API server then share a few connections instead of opening one each.
     let limit = tower::limit::ConcurrencyLimitLayer::new(usize::from(args.api_requests) + WATCHES);
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&limit).build())
+    let server = config.cluster_url.to_string();
+    Ok((kube::client::ClientBuilder::try_from(config)?.with_layer(&limit).build(), server))
+}
+
+/// Audiences the API server accepts that `trust::is_api_server_audience` cannot know by itself:
+/// the client's server URL and the service-account issuer (from the API server's OIDC discovery
+/// document, when this identity may read it; 5 s at most).
+async fn api_server_audiences(client: &Client, server: String) -> Vec<String> {
+    let mut out = vec![server];
+    let request = hyper::Request::get("/.well-known/openid-configuration").body(Vec::new());
+    let answer = match request {
+        Ok(r) => tokio::time::timeout(Duration::from_secs(5), client.request::<Value>(r)).await,
+        Err(_) => return out,
+    };
+    match answer {
+        Ok(Ok(doc)) => out.extend(doc.get("issuer").and_then(Value::as_str).filter(|i| !i.is_empty()).map(String::from)),
+        Ok(Err(e)) => tracing::debug!("service-account issuer not known (OIDC discovery: {e}); the built-in API server audiences apply"),
+        Err(_) => tracing::debug!("service-account issuer not known (OIDC discovery timed out)"),
+    }
+    out
 }
 
 /// Long-lived watch requests: ExternalSecrets, Secret metadata, SecretStores, ClusterSecretStores,
@@ -166,8 +189,9 @@ pub async fn run(args: ControllerArgs) -> i32 {
 }
 
 async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
-    let settings = args.settings()?;
-    let client = client(&args).await?;
+    let mut settings = args.settings()?;
+    let (client, server) = client(&args).await?;
+    settings.trust.api_audiences = api_server_audiences(&client, server).await;
     let metrics = Arc::new(metrics::Metrics::new());
     let health = Arc::new(metrics::Health::default());
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
@@ -254,6 +278,8 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
         targets: Mutex::new(HashMap::new()),
         forced: Mutex::new(Default::default()),
         synced: Mutex::new(HashMap::new()),
+        min_refresh: args.min_refresh_interval,
+        raised: Mutex::new(HashMap::new()),
     });
 
     let es_api = match &args.namespace {
@@ -353,6 +379,9 @@ async fn run_inner(args: ControllerArgs) -> anyhow::Result<()> {
             }
             if let Ok(mut failures) = gc_ctx.failures.lock() {
                 failures.retain(|uid, _| uids.contains(uid));
+            }
+            if let Ok(mut raised) = gc_ctx.raised.lock() {
+                raised.retain(|uid, _| uids.contains(uid));
             }
         }
     });

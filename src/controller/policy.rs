@@ -100,6 +100,27 @@ pub fn refresh_interval(v: Option<&serde_json::Value>) -> Result<Duration, Strin
     }
 }
 
+/// The longest refresh interval used: longer ones are cut to it (a year; kube-runtime's requeue
+/// queue cannot hold much more than two years, and dates that far ahead overflow).
+pub const MAX_REFRESH: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `--min-refresh-interval`'s default.
+pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// The interval the controller uses for `asked`: `0` (once) stays `0`; a shorter non-zero one is
+/// raised to `floor` (an ESO difference: ESO has no floor); a longer one than [`MAX_REFRESH`] is
+/// cut to it. The flag says the interval was raised.
+pub fn effective_interval(asked: Duration, floor: Duration) -> (Duration, bool) {
+    if asked.is_zero() {
+        return (asked, false);
+    }
+    let floor = floor.min(MAX_REFRESH);
+    if asked < floor {
+        return (floor, true);
+    }
+    (asked.min(MAX_REFRESH), false)
+}
+
 /// What the controller knows of the last sync (from `status`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LastSync {
@@ -129,15 +150,16 @@ pub fn should_refresh(policy: RefreshPolicy, interval: Duration, last: &LastSync
             }
             match last.refresh_time {
                 Some(t) if t > now => true,
-                Some(t) => t + interval <= now,
+                // A due date past the calendar's end is never reached.
+                Some(t) => time::Duration::try_from(interval).ok().and_then(|i| t.checked_add(i)).is_some_and(|due| due <= now),
                 None => true,
             }
         }
     }
 }
 
-/// When to look again after a successful sync (or a skip): the rest of the interval plus a
-/// spread, or `None` when the ExternalSecret is never refreshed by time.
+/// When to look again after a successful sync (or a skip): the rest of the interval (at most
+/// [`MAX_REFRESH`]) plus a spread, or `None` when the ExternalSecret is never refreshed by time.
 ///
 /// The spread is up to 5% of the interval (at most 5 minutes), rounded to whole seconds, so
 /// thousands of ExternalSecrets created together do not refresh together (ESO #4231) while those
@@ -153,7 +175,7 @@ pub fn next_refresh(
         return None;
     }
     let elapsed = (now - refresh_time).try_into().unwrap_or(Duration::ZERO);
-    let rest = interval.saturating_sub(elapsed);
+    let rest = interval.min(MAX_REFRESH).saturating_sub(elapsed);
     Some(rest + spread(interval, seed))
 }
 
@@ -243,6 +265,28 @@ mod tests {
         assert!(next_refresh(RefreshPolicy::Periodic, hour, at(0), at(7200), 3).unwrap() <= Duration::from_secs(180));
         // Day-long intervals spread at most 5 minutes.
         assert!(spread(Duration::from_secs(86_400), u64::MAX) <= Duration::from_secs(300));
+    }
+
+    #[test]
+    fn short_intervals_are_raised_to_the_floor_and_huge_ones_cut() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(effective_interval(Duration::from_millis(1), ten), (ten, true));
+        assert_eq!(effective_interval(Duration::from_secs(9), ten), (ten, true));
+        assert_eq!(effective_interval(ten, ten), (ten, false));
+        assert_eq!(effective_interval(Duration::ZERO, ten), (Duration::ZERO, false), "0 stays once");
+        assert_eq!(effective_interval(Duration::from_millis(1), Duration::ZERO), (Duration::from_millis(1), false), "floor 0: off");
+        assert_eq!(effective_interval(Duration::MAX, ten), (MAX_REFRESH, false));
+        assert_eq!(effective_interval(Duration::from_millis(1), Duration::MAX), (MAX_REFRESH, true));
+    }
+
+    #[test]
+    fn huge_intervals_neither_panic_nor_refresh() {
+        let synced = LastSync { refresh_time: Some(at(0)), synced_resource_version: Some("1-h".into()) };
+        for huge in [Duration::MAX, Duration::from_secs(u64::MAX / 2), Duration::from_secs(400 * 365 * 24 * 3600 * 100)] {
+            assert!(!should_refresh(RefreshPolicy::Periodic, huge, &synced, "1-h", at(10)));
+            let next = next_refresh(RefreshPolicy::Periodic, huge, at(0), at(10), u64::MAX).unwrap();
+            assert!(next <= MAX_REFRESH + Duration::from_secs(300), "{next:?}");
+        }
     }
 
     #[test]

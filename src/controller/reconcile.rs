@@ -45,6 +45,10 @@ pub struct Context {
     /// The last successful sync per ExternalSecret uid, as written to its status: a reconcile that
     /// runs before the cache has seen that status write does not read the provider again.
     pub synced: Mutex<HashMap<String, policy::LastSync>>,
+    /// `--min-refresh-interval`: shorter non-zero refresh intervals are raised to it.
+    pub min_refresh: Duration,
+    /// ExternalSecret uid → the `refreshInterval` last warned about as raised (one warning each).
+    pub raised: Mutex<HashMap<String, Duration>>,
 }
 
 /// Why a reconcile failed; the controller retries with capped exponential backoff.
@@ -113,6 +117,21 @@ impl Context {
         if let Err(e) = self.events.publish(reference(obj), warning, reason, note).await {
             tracing::debug!("event not recorded: {}", objects::api_error(&e));
         }
+    }
+
+    /// Warns once per ExternalSecret (and again if its interval changes) that its
+    /// `refreshInterval` was raised to `--min-refresh-interval`: a log line and a Warning event.
+    async fn warn_raised(&self, obj: &ExternalSecretObject, asked: Duration, used: Duration) {
+        let first = self.raised.lock().is_ok_and(|mut r| r.insert(obj.uid().unwrap_or_default(), asked) != Some(asked));
+        if !first {
+            return;
+        }
+        let note = format!(
+            "spec.refreshInterval {asked:?} is shorter than the controller's --min-refresh-interval / EXTSECRET_MIN_REFRESH_INTERVAL \
+             ({used:?}): refreshing every {used:?} instead (ESO has no floor; the operator may lower it, 0 turns it off)"
+        );
+        tracing::warn!("ExternalSecret {}/{}: {note}", obj.namespace().unwrap_or_default(), obj.name_any());
+        self.event(obj, true, "RefreshIntervalRaised", note).await;
     }
 
     fn es_api(&self, ns: &str) -> Api<DynamicObject> {
@@ -208,7 +227,7 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
     };
     let refresh_policy = RefreshPolicy::parse(es.spec.refresh_policy.as_deref());
     let interval = policy::refresh_interval(es.spec.refresh_interval.as_ref());
-    let (refresh_policy, interval) = match (refresh_policy, interval) {
+    let (refresh_policy, asked_interval) = match (refresh_policy, interval) {
         (Ok(p), Ok(i)) => (p, i),
         (Err(e), _) => {
             ctx.fail(obj, "invalid ExternalSecret", format!("{}: spec.refreshPolicy: {e}", es.object()), now).await?;
@@ -219,6 +238,10 @@ async fn reconcile_inner(obj: &ExternalSecretObject, ctx: &Context) -> Result<Ac
             return Ok(Action::await_change());
         }
     };
+    let (interval, raised) = policy::effective_interval(asked_interval, ctx.min_refresh);
+    if raised && refresh_policy == RefreshPolicy::Periodic {
+        ctx.warn_raised(obj, asked_interval, interval).await;
+    }
     if let Err(e) = deletion_policy {
         ctx.fail(obj, "invalid ExternalSecret", format!("{}: spec.target.deletionPolicy: {e}", es.object()), now).await?;
         return Ok(Action::await_change());

@@ -223,7 +223,8 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
             }
         }
         if let Some((ns, name, audiences)) = store.service_account() {
-            match service_account_token(client, &config.cache, &store_key, &mut fingerprint, ns, &name, audiences).await {
+            let api_audiences = &settings.trust.api_audiences;
+            match service_account_token(client, &config.cache, &store_key, &mut fingerprint, ns, &name, audiences, api_audiences).await {
                 Ok(Some(token)) => catalog.set_service_account_token(&store_key, token),
                 Ok(None) => {}
                 Err(message) => {
@@ -347,7 +348,9 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
 
 /// Reads the ServiceAccount a store authenticates with (its resourceVersion joins the store's
 /// fingerprint) and, unless a client for the same fingerprint is cached, asks TokenRequest for a
-/// token with the store's audiences (one hour).
+/// token with the store's audiences (one hour). Never one with an audience the API server
+/// accepts (`trust::check` refused such stores already; checked again right here).
+#[allow(clippy::too_many_arguments)]
 async fn service_account_token(
     client: &Client,
     cache: &ClientCache,
@@ -356,6 +359,7 @@ async fn service_account_token(
     namespace: Option<String>,
     name: &str,
     audiences: Vec<String>,
+    api_audiences: &[String],
 ) -> Result<Option<crate::resolve::stores::ServiceAccountToken>, String> {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
@@ -370,6 +374,11 @@ async fn service_account_token(
     fingerprint.push_str(sa.metadata.resource_version.as_deref().unwrap_or(""));
     if cache.get(store, fingerprint).is_some() {
         return Ok(None);
+    }
+    if let Some(bad) = audiences.iter().find(|a| crate::resolve::trust::is_api_server_audience(a, api_audiences)) {
+        return Err(format!(
+            "ServiceAccount {ns}/{name}: no token is requested with audience `{bad}`, which the Kubernetes API server accepts"
+        ));
     }
     let request =
         TokenRequest { spec: TokenRequestSpec { audiences, expiration_seconds: Some(3600), ..Default::default() }, ..Default::default() };

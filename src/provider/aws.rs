@@ -413,7 +413,15 @@ impl super::credential_use::CredentialUse for AwsProvider {
     fn credential_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
         Ok(Vec::new())
     }
+
+    fn default_token_audience(&self) -> &'static str {
+        TOKEN_AUDIENCE
+    }
 }
+
+/// The audience of `auth.jwt` ServiceAccount tokens when the store names none (as ESO's
+/// `providers/v1/aws/auth/auth.go`).
+pub const TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
 
 #[cfg(test)]
 mod tests {

@@ -160,7 +160,21 @@ impl super::credential_use::CredentialUse for AzureKvProvider {
         }
         Ok(out)
     }
+
+    fn default_token_audience(&self) -> &'static str {
+        TOKEN_AUDIENCE
+    }
+
+    /// The ServiceAccount token (`serviceAccountRef`) goes to the authority only.
+    fn token_endpoints(&self) -> Result<Vec<super::credential_use::Endpoint>, String> {
+        let endpoints = self.credential_endpoints()?;
+        Ok(endpoints.into_iter().filter(|e| e.field.ends_with(".activeDirectoryEndpoint")).collect())
+    }
 }
+
+/// The audience of `serviceAccountRef` tokens when the store names none (as ESO's
+/// `providers/v1/azure/keyvault/keyvault_auth.go`).
+pub const TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// Object kinds of `remoteRef.key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -54,6 +54,19 @@ pub trait CredentialUse {
     /// when the provider picks its endpoints itself (AWS: by region, under AWS's own domains).
     /// `Err` when the spec is too broken to tell (the client build reports it in detail).
     fn credential_endpoints(&self) -> Result<Vec<Endpoint>, String>;
+
+    /// The audience of ServiceAccount tokens (TokenRequest) when the store names none
+    /// (`sts.amazonaws.com`, `api://AzureADTokenExchange`); empty when the provider takes none.
+    fn default_token_audience(&self) -> &'static str {
+        ""
+    }
+
+    /// The endpoints named in the store that receive its ServiceAccount token; empty when the
+    /// provider sends it only to hosts it picks itself (AWS STS by region, an Azure cloud's fixed
+    /// authority or the operator's `AZURE_AUTHORITY_HOST`). `Err` as [`Self::credential_endpoints`].
+    fn token_endpoints(&self) -> Result<Vec<Endpoint>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// The [`CredentialUse`] of a store's provider.

@@ -444,8 +444,10 @@ impl Store {
     /// is a SecretStore's own, else the reference's.
     pub fn service_account(&self) -> Option<(Option<String>, String, Vec<String>)> {
         let (sel, default_audience) = match &self.provider {
-            ProviderSpec::Aws(spec) => (spec.auth.as_ref()?.jwt.as_ref().map(|j| j.service_account_ref.clone())?, "sts.amazonaws.com"),
-            ProviderSpec::AzureKeyVault(spec) => (spec.service_account_ref.clone()?, "api://AzureADTokenExchange"),
+            ProviderSpec::Aws(spec) => {
+                (spec.auth.as_ref()?.jwt.as_ref().map(|j| j.service_account_ref.clone())?, crate::provider::aws::TOKEN_AUDIENCE)
+            }
+            ProviderSpec::AzureKeyVault(spec) => (spec.service_account_ref.clone()?, crate::provider::azure::TOKEN_AUDIENCE),
             ProviderSpec::Fake(_) => return None,
         };
         let audiences = if sel.audiences.is_empty() { vec![default_audience.to_string()] } else { sel.audiences.clone() };

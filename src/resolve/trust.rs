@@ -11,6 +11,11 @@
 //!   endpoint the store names that receives those credentials must be one of the provider's
 //!   well-known hosts for its cloud, or on `--allowed-hosts`.
 //!
+//! - A ServiceAccount token the controller requests (TokenRequest, AWS `auth.jwt` / Azure
+//!   `serviceAccountRef`) never has an audience the Kubernetes API server accepts, whoever wrote
+//!   the store ([`check_token_audiences`]); and a tenant's store whose token goes to a host that is
+//!   neither well-known nor on `--allowed-hosts` gets only the provider's default audience.
+//!
 //! What each provider's credentials are and where they go is described by the provider itself
 //! ([`crate::provider::credential_use`]).
 
@@ -162,12 +167,17 @@ pub struct TrustPolicy {
     pub namespaced_identity: NamespaceRule,
     /// `--assumable-roles` (controller).
     pub assumable_roles: Option<AssumableRoles>,
+    /// Audiences this cluster's API server is known to accept besides those of
+    /// [`is_api_server_audience`]: the kube client's server URL and the service-account issuer
+    /// (controller, found at start).
+    pub api_audiences: Vec<String>,
 }
 
 /// Checks that `store` may authenticate as its spec asks and send credentials where it names.
 /// The error says why not and which operator switch would allow it; it does not name the store
 /// (callers prefix it).
 pub fn check(store: &Store, settings: &Settings) -> Result<(), String> {
+    check_token_audiences(store, &settings.trust)?;
     if store.operator {
         return Ok(());
     }
@@ -209,6 +219,68 @@ pub fn check(store: &Store, settings: &Settings) -> Result<(), String> {
     } else {
         Err(refusals.join("; "))
     }
+}
+
+/// Checks the audiences of the ServiceAccount token the store asks for (if any):
+/// - none may be one the API server accepts (whoever wrote the store: such a token would act as
+///   the ServiceAccount against the cluster wherever it goes); no switch allows it;
+/// - a tenant's store whose token goes to a host that is neither one of the provider's well-known
+///   hosts nor on `--allowed-hosts` may only ask for the provider's default audience (ESO allows
+///   any).
+pub fn check_token_audiences(store: &Store, policy: &TrustPolicy) -> Result<(), String> {
+    let Some((namespace, name, audiences)) = store.service_account() else { return Ok(()) };
+    let account = match &namespace {
+        Some(ns) => format!("ServiceAccount {ns}/{name}"),
+        None => format!("ServiceAccount `{name}`"),
+    };
+    let usage = credential_use::of(&store.provider);
+    let default = usage.default_token_audience();
+    if let Some(bad) = audiences.iter().find(|a| is_api_server_audience(a, &policy.api_audiences)) {
+        return Err(format!(
+            "serviceAccountRef.audiences asks for a token of {account} with audience `{bad}`, which the Kubernetes API server \
+             accepts: whoever receives it could act as that ServiceAccount in the cluster; the controller never requests such a \
+             token (no switch allows it); name the audience the provider expects (`{default}` when none is named)"
+        ));
+    }
+    if store.operator || audiences.iter().all(|a| a == default) {
+        return Ok(());
+    }
+    let key = usage.provider_key();
+    for e in usage.token_endpoints()? {
+        let host = https_host_for(&e.field, &e.url)?;
+        let allowed = policy.allowed_hosts.iter().any(|a| a.provider == key && a.host.matches(&host));
+        if !allowed && !credential_use::is_well_known(&host, e.well_known) {
+            let known = if e.well_known.is_empty() { "none for this cloud".to_string() } else { e.well_known.join(", ") };
+            let asked = audiences.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+            return Err(format!(
+                "{} names host `{host}`, which would receive a token of {account} with audiences {asked}; a token for a host that \
+                 is neither a well-known {key} host ({known}) nor allowed by --allowed-hosts / EXTSECRET_ALLOWED_HOSTS may only have \
+                 the provider's audience `{default}` (ESO allows any); drop serviceAccountRef.audiences, or the operator may add \
+                 `{key}={host}` to --allowed-hosts",
+                e.field
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the Kubernetes API server would accept a token with audience `audience`: an empty
+/// one, one of `known` (the client's server URL, the issuer), or one naming the in-cluster
+/// service (`kubernetes`, `kubernetes.default`, `kubernetes.default.svc[.<cluster domain>]`,
+/// with or without `https://`, a port or a path). Compared without case or trailing `/`, so
+/// stricter than the API server's exact match.
+pub fn is_api_server_audience(audience: &str, known: &[String]) -> bool {
+    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+    let a = norm(audience);
+    if a.is_empty() || known.iter().any(|k| norm(k) == a) {
+        return true;
+    }
+    let rest = a.strip_prefix("https://").or_else(|| a.strip_prefix("http://")).unwrap_or(&a);
+    let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("").trim_end_matches('.');
+    let known_hosts = known.iter().filter_map(|k| credential_use::https_host(k).ok());
+    matches!(host, "kubernetes" | "kubernetes.default" | "kubernetes.default.svc")
+        || host.starts_with("kubernetes.default.svc.")
+        || known_hosts.into_iter().any(|k| k == host)
 }
 
 fn https_host_for(field: &str, url: &str) -> Result<String, String> {
@@ -279,6 +351,82 @@ mod tests {
         let globs = rule(&["team-*", "ops"]).unwrap();
         assert!(globs.allows("team-a") && globs.allows("ops") && !globs.allows("other"));
         assert!(rule(&["all", "ops"]).is_err());
+    }
+
+    #[test]
+    fn api_server_audiences_are_recognised_loosely() {
+        let known = vec!["https://10.0.0.1:6443".to_string(), "https://oidc.example/id/ABC".to_string()];
+        for a in [
+            "https://kubernetes.default.svc.cluster.local",
+            "https://kubernetes.default.svc",
+            "HTTPS://Kubernetes.Default.Svc.corp.example/",
+            "kubernetes.default.svc:443",
+            "https://kubernetes",
+            "",
+            " ",
+            "https://10.0.0.1:6443/",
+            "https://10.0.0.1",
+            "https://oidc.example/id/abc",
+        ] {
+            assert!(is_api_server_audience(a, &known), "{a}");
+        }
+        for a in [
+            "api://AzureADTokenExchange",
+            "sts.amazonaws.com",
+            "https://kubernetes.default.svc.evil.example.com.x",
+            "https://vault.example",
+        ] {
+            let is_api = is_api_server_audience(a, &known);
+            assert_eq!(is_api, a.starts_with("https://kubernetes.default.svc."), "{a}");
+        }
+    }
+
+    fn store(kind: crate::api::EsoKind, azure: serde_json::Value) -> Store {
+        let mut meta = serde_json::json!({"name": "s"});
+        if kind == crate::api::EsoKind::SecretStore {
+            meta["namespace"] = "team-b".into();
+        }
+        let doc = crate::manifest::Document {
+            origin: crate::problem::Origin { file: "t".into(), index: 0, item: None },
+            raw: None,
+            value: serde_json::json!({"kind": kind.as_str(), "metadata": meta, "spec": {"provider": {"azurekv": azure}}}),
+        };
+        let mut catalog = super::super::stores::Catalog::default();
+        catalog.add_store(&doc, kind, &Settings { controller: true, ..Settings::default() }).unwrap();
+        let store = catalog.stores().next().unwrap().clone();
+        store
+    }
+
+    #[test]
+    fn service_account_token_audiences() {
+        use crate::api::EsoKind::{ClusterSecretStore, SecretStore};
+        let azure = |audiences: serde_json::Value, authority: &str| {
+            serde_json::json!({"vaultUrl": "https://kv.example", "authType": "WorkloadIdentity", "tenantId": "t",
+                "environmentType": "AzureStackCloud", "customCloudConfig": {"activeDirectoryEndpoint": authority},
+                "serviceAccountRef": {"name": "deployer", "namespace": "team-b", "audiences": audiences}})
+        };
+        let none = TrustPolicy::default();
+        let check = |kind, audiences, authority: &str, policy: &TrustPolicy| {
+            check_token_audiences(&store(kind, azure(audiences, authority)), policy)
+        };
+        let api = serde_json::json!(["https://kubernetes.default.svc"]);
+        // Never an API server audience, not even for the operator's stores or well-known hosts.
+        for kind in [SecretStore, ClusterSecretStore] {
+            let e = check(kind, api.clone(), "https://login.microsoftonline.com/", &none).unwrap_err();
+            assert!(e.contains("ServiceAccount team-b/deployer") && e.contains("no switch allows it"), "{e}");
+        }
+        let known = TrustPolicy { api_audiences: vec!["https://issuer.example".into()], ..Default::default() };
+        assert!(check(ClusterSecretStore, serde_json::json!(["https://issuer.example"]), "https://evil.example", &known).is_err());
+        // The default audience goes anywhere (ESO's behaviour); another one only to known hosts.
+        assert!(check(SecretStore, serde_json::json!([]), "https://evil.example", &none).is_ok());
+        assert!(check(SecretStore, serde_json::json!(["api://AzureADTokenExchange"]), "https://evil.example", &none).is_ok());
+        let other = serde_json::json!(["api://app"]);
+        let e = check(SecretStore, other.clone(), "https://evil.example", &none).unwrap_err();
+        assert!(e.contains("`evil.example`") && e.contains("`azurekv=evil.example` to --allowed-hosts"), "{e}");
+        assert!(check(SecretStore, other.clone(), "https://login.microsoftonline.com/", &none).is_ok());
+        let allowed = TrustPolicy { allowed_hosts: vec![parse_allowed_host("azurekv=evil.example").unwrap()], ..Default::default() };
+        assert!(check(SecretStore, other.clone(), "https://evil.example", &allowed).is_ok());
+        assert!(check(ClusterSecretStore, other, "https://evil.example", &none).is_ok(), "the operator's choice");
     }
 
     #[test]
