@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{extsecret, failed, ok, run, tempdir, write};
+use common::{extsecret, failed, ok, run, silent_port, tempdir, write};
 
 const STORE: &str = r#"apiVersion: external-secrets.io/v1
 kind: SecretStore
@@ -24,19 +24,6 @@ fn expect_spec_error(spec: &str, expected: &str) {
     let input = format!("{STORE}---\napiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: es, namespace: team-a}}\nspec:\n  secretStoreRef: {{name: fake}}\n  {spec}\n");
     let err = failed(&render_stdin(&[], &input));
     assert!(err.contains(expected), "{expected}\n{err}");
-}
-
-/// A 127.0.0.1 port that accepts connections and never answers (a provider that hangs).
-fn silent_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().take(64) {
-            held.push(s);
-        }
-    });
-    port
 }
 
 fn render_stdin(args: &[&str], input: &str) -> std::process::Output {
