@@ -31,7 +31,9 @@ pub fn refusal(store: &DynamicObject, kind: StoreRefKind, settings: &Settings, c
     catalog.add_store(&objects::document(value), eso_kind, settings).ok()?;
     let store = catalog.stores().next()?;
     // Escaped as a Problem is: the reason may quote the store's fields (roles, hosts).
-    crate::resolve::trust::check(store, settings).err().map(|why| format!("[Refused] {}", crate::problem::printable(&why)))
+    crate::resolve::trust::check(store, &settings.trust, settings.controller)
+        .err()
+        .map(|why| format!("[Refused] {}", crate::problem::printable(&why)))
 }
 
 /// Logs a refusal of `store` (its ExternalSecrets will get Ready=False) and writes the

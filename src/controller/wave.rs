@@ -192,7 +192,7 @@ async fn run_wave(config: Arc<WaveConfig>, batch: Vec<Request>) {
         let store_key = crate::resolve::stores::StoreKey { kind: key.0, namespace: key.1.clone(), name: key.2.clone() };
         let Some(store) = catalog.stores().find(|s| s.key == store_key).cloned() else { continue };
         // Refused stores are reported before any credential is read or token requested.
-        if let Err(why) = crate::resolve::trust::check(&store, settings) {
+        if let Err(why) = crate::resolve::trust::check(&store, &settings.trust, settings.controller) {
             store_problems.insert(key.clone(), Problem::new(format!("[Refused] {why}")).object(store_key.to_string()).into());
             refused.insert(key.clone());
             continue;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::stores::StoreKey;
+use super::store::StoreKey;
 use crate::provider::metered::{CallObserver, Metered};
 use crate::provider::Provider;
 

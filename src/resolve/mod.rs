@@ -19,6 +19,7 @@ pub mod deadline;
 mod external_secret;
 pub mod fetch;
 pub mod secret;
+pub mod store;
 pub mod stores;
 pub mod trust;
 pub mod value;

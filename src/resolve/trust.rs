@@ -22,9 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::provider::credential_use::{self, Identity};
-use crate::settings::Settings;
 
-use super::stores::Store;
+use super::store::Store;
 
 /// A pattern where `*` stands for any run of characters (including none); everything else is
 /// literal. Matching is whole-string.
@@ -175,17 +174,17 @@ pub struct TrustPolicy {
 
 /// Checks that `store` may authenticate as its spec asks and send credentials where it names.
 /// The error says why not and which operator switch would allow it; it does not name the store
-/// (callers prefix it).
-pub fn check(store: &Store, settings: &Settings) -> Result<(), String> {
-    check_token_audiences(store, &settings.trust)?;
+/// (callers prefix it). `controller`: the store is a namespaced SecretStore of the cluster (else
+/// one of the rendered input).
+pub fn check(store: &Store, policy: &TrustPolicy, controller: bool) -> Result<(), String> {
+    check_token_audiences(store, policy)?;
     if store.operator {
         return Ok(());
     }
     let usage = credential_use::of(&store.provider);
     let Identity::Process(what) = usage.identity() else { return Ok(()) };
-    let policy = &settings.trust;
     let hint = usage.own_credentials_hint();
-    if settings.controller {
+    if controller {
         check_namespaced(store.key.namespace.as_deref().unwrap_or(""), &what, &usage.assumed_roles(), hint, policy)?;
     } else if !policy.input_stores {
         return Err(format!(
@@ -392,7 +391,7 @@ mod tests {
             value: serde_json::json!({"kind": kind.as_str(), "metadata": meta, "spec": {"provider": {"azurekv": azure}}}),
         };
         let mut catalog = super::super::stores::Catalog::default();
-        catalog.add_store(&doc, kind, &Settings { controller: true, ..Settings::default() }).unwrap();
+        catalog.add_store(&doc, kind, &crate::settings::Settings { controller: true, ..Default::default() }).unwrap();
         let store = catalog.stores().next().unwrap().clone();
         store
     }

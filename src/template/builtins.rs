@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use gotmpl::{TemplateError, Value};
 
+use super::args::{arity, err, f, s, strval};
 use super::budget::{self, Sink, MAX_STRING};
-use super::funcs::{arity, err, f, s, strval};
 
 /// Bytes allowed per `printf` operand beyond its printed length (a formatted number).
 const NUMBER_ROOM: usize = 400;

@@ -14,21 +14,10 @@ use base64::Engine;
 use gotmpl::{FuncMap, TemplateError, Value};
 use sha2::Digest;
 
+use super::args::{arity, bytes_of, err, f, s, strval, FResult};
 use super::budget::{self, MAX_STRING};
 use super::bytes::{from_engine, text_to_engine, to_engine, with_text};
 use super::json::{from_json_text, from_serde, to_json, to_pretty_json, to_yaml};
-
-pub(super) type FResult = Result<Value, TemplateError>;
-
-/// An error of a library function: `name: msg`. `msg` must not quote, measure or derive from a
-/// value (recorded as ours, see [`budget::own_error`]).
-pub(super) fn err(name: &str, msg: impl std::fmt::Display) -> TemplateError {
-    budget::own_error(name, msg)
-}
-
-pub(super) fn s(v: &str) -> Value {
-    Value::String(Arc::from(v))
-}
 
 /// Largest `indent`/`nindent` width (a Secret is at most 1 MiB anyway).
 const MAX_INDENT: i64 = 4096;
@@ -47,16 +36,6 @@ fn indent(name: &str, a: &[Value], lead: &str) -> FResult {
     Ok(s(&format!("{lead}{pad}{}", text.replace('\n', &format!("\n{pad}")))))
 }
 
-/// sprig's `strval`: strings as they are, everything else as Go's `%v` (bounded: an error for
-/// function `name` beyond [`budget::MAX_STRING`]).
-pub fn strval(name: &str, v: &Value) -> Result<String, TemplateError> {
-    match v {
-        Value::String(s) => Ok(s.to_string()),
-        Value::Nil => Ok(String::new()),
-        other => budget::display(name, other),
-    }
-}
-
 /// sprig's `empty`: nil, false, 0, "", and empty lists and maps.
 pub fn is_empty(v: &Value) -> bool {
     match v {
@@ -70,18 +49,6 @@ pub fn is_empty(v: &Value) -> bool {
         Value::Map(m) => m.is_empty(),
         _ => false,
     }
-}
-
-pub(super) fn arity(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
-    if args.len() == n {
-        Ok(())
-    } else {
-        Err(TemplateError::ArgCount { name: name.to_string(), expected: n, got: args.len() })
-    }
-}
-
-pub(super) fn bytes_of(name: &str, v: &Value) -> Result<Vec<u8>, TemplateError> {
-    from_engine(&strval(name, v)?).map_err(|e| err(name, e))
 }
 
 /// Go's `strconv.Quote` on bytes (valid UTF-8 printable runes kept, the rest escaped).
@@ -124,13 +91,6 @@ fn map_of(name: &str, v: &Value) -> Result<Arc<BTreeMap<Arc<str>, Value>>, Templ
         Value::Map(m) => Ok(m.clone()),
         _ => Err(err(name, "first argument must be a map")),
     }
-}
-
-pub(super) fn f(
-    name: &'static str,
-    func: impl Fn(&'static str, &[Value]) -> FResult + Send + Sync + 'static,
-) -> (String, gotmpl::ValueFunc) {
-    (name.to_string(), Arc::new(move |args: &[Value]| func(name, args)))
 }
 
 /// Functions ESO offers that this tool does not implement yet: a template using one fails with

@@ -14,6 +14,7 @@
 //! of the template. Work is bounded per ExternalSecret ([`budget`]).
 
 pub mod apply;
+mod args;
 pub mod budget;
 mod builtins;
 pub mod bytes;
@@ -245,7 +246,7 @@ fn render_handlebars(name: &str, source: &str, context: &Context) -> Result<Vec<
         }))),
     );
     // `log` would write operands to the process's log.
-    hb.register_helper("log", Box::new(FuncHelper(Arc::new(|_: &[gotmpl::Value]| Err(funcs::err("log", "not available"))))));
+    hb.register_helper("log", Box::new(FuncHelper(Arc::new(|_: &[gotmpl::Value]| Err(args::err("log", "not available"))))));
     // Partials can recurse without bound and take names computed from values: not offered.
     if source.contains("{{>") || source.contains("{{~>") || source.contains("{{#>") || source.contains("{{#*inline") {
         return Err(format!("template: {name}: partials (`{{{{> ...}}}}`, `{{{{#*inline}}}}`) are not supported"));

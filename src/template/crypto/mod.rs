@@ -28,8 +28,8 @@ mod pkcs8;
 
 use base64::Engine as _;
 
+use super::args::{arity, bytes_of, err, f, s, FResult};
 use super::bytes::text_to_engine;
-use super::funcs::{arity, bytes_of, err, f, s, FResult};
 use jwk::{jwk_private_key_pem, jwk_public_key_pem};
 use pkcs12_read::{pkcs12_certs_pem, pkcs12_keys_pem};
 use pkcs12_write::pem_to_pkcs12;
