@@ -374,6 +374,18 @@ fn template_bombs_are_ordinary_errors_naming_the_external_secret_and_field() {
         ("nesting", "", format!("{}x{}", "{{if 1}}".repeat(3000), "{{end}}".repeat(3000))),
         ("nesting-hb", HB, format!("{}x{}", "{{#if 1}}".repeat(3000), "{{/if}}".repeat(3000))),
         ("subexpressions-hb", HB, format!("{{{{lower {}user{}}}}}", "(lower ".repeat(3000), ")".repeat(3000))),
+        // A quote inside a comment once hid everything up to the next such comment from the
+        // nesting check and the loop checkpoints (a stack overflow; a loop never stopped).
+        ("nesting-hb-comment", HB, format!("{{{{!-- \" --}}}}{}x{}{{{{!-- \" --}}}}", "{{#if 1}}".repeat(3000), "{{/if}}".repeat(3000))),
+        (
+            "each-hb-comment",
+            HB,
+            r#"{{!-- " --}}{{#with (splitList " " (indent 3000 "")) as |l|}}{{#each l}}{{#each l}}{{#each l}}{{/each}}{{/each}}{{/each}}{{/with}}{{!-- " --}}"#
+                .to_string(),
+        ),
+        // Helper arguments and results are copied whole between the engines: 2^k items for k
+        // nested `with (list this this)` once went uncharged to an allocation failure.
+        ("copies-hb", HB, format!("{}x{}", "{{#with (list this this)}}".repeat(24), "{{/with}}".repeat(24))),
     ];
     let start = std::time::Instant::now();
     let err = render_failing(&cases);
@@ -398,6 +410,9 @@ fn template_bombs_are_ordinary_errors_naming_the_external_secret_and_field() {
         ("regex", "regexReplaceAll: the result would be longer than 1 MiB"),
         ("nesting", "template nesting depth exceeded 100"),
         ("nesting-hb", "blocks and subexpressions may nest at most 64 deep"),
+        ("nesting-hb-comment", "blocks and subexpressions may nest at most 64 deep"),
+        ("each-hb-comment", "execution: the templates of this ExternalSecret used more than 2 s of CPU time"),
+        ("copies-hb", "list: the templates of this ExternalSecret would build more than 8 MiB of text"),
         ("subexpressions-hb", "blocks and subexpressions may nest at most 64 deep"),
     ];
     for (name, message) in expected {

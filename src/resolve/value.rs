@@ -78,18 +78,23 @@ pub fn expand_object(payload: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     if !gjson::valid(json) || root.kind() != gjson::Kind::Object {
         return Err("the secret is not a JSON object, so `extract` cannot expand it (use data[] without property for plain values)".into());
     }
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    // A key written twice keeps its last value, placed where it was last written (as before);
+    // one index per key keeps this linear (a rescan per key made 40,000 keys take 6.6 s).
+    let mut out: Vec<Option<(String, Vec<u8>)>> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     root.each(|k, v| {
         let value = match v.kind() {
             gjson::Kind::String => v.str().as_bytes().to_vec(),
             gjson::Kind::Null => Vec::new(),
             _ => v.json().as_bytes().to_vec(),
         };
-        out.retain(|(key, _)| key != k.str());
-        out.push((k.str().to_string(), value));
+        if let Some(old) = at.insert(k.str().to_string(), out.len()) {
+            out[old] = None;
+        }
+        out.push(Some((k.str().to_string(), value)));
         true
     });
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Applies a decoding strategy (ESO `runtime/decoding`): `Base64` (standard, padded), `Base64URL`
@@ -249,6 +254,12 @@ mod tests {
         );
         assert!(expand_object(b"Secret123").unwrap_err().contains("not a JSON object"));
         assert!(expand_object(b"[1,2]").is_err());
+        // A key written twice keeps its last value, where it was last written.
+        let got = expand_object(br#"{"a":"1","b":"2","a":"3"}"#).unwrap();
+        assert_eq!(got, [("b".to_string(), b"2".to_vec()), ("a".to_string(), b"3".to_vec())]);
+        // Many keys (linear now: the quadratic rescan took 6.6 s at 40,000 keys).
+        let many = format!("{{{}}}", (0..200_000).map(|i| format!("\"k{i}\":\"v\"")).collect::<Vec<_>>().join(","));
+        assert_eq!(expand_object(many.as_bytes()).unwrap().len(), 200_000);
     }
 
     #[test]

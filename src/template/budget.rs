@@ -89,6 +89,12 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     STATE.with(|s| s.borrow_mut().as_mut().map(f))
 }
 
+/// Whether the open scope has used its [`CPU_BUDGET`] (the clock is read now, for long steps
+/// such as a key derivation); `false` without a scope.
+pub fn cpu_exhausted() -> bool {
+    with_state(|s| s.cpu_start).is_some_and(|start| thread_cpu().saturating_sub(start) > CPU_BUDGET)
+}
+
 /// This thread's CPU time.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -145,6 +151,12 @@ pub fn reserve(name: &str, bytes: usize) -> Result<(), TemplateError> {
     if bytes > MAX_STRING {
         return Err(breach(name, too_long()));
     }
+    add(name, bytes)
+}
+
+/// Charges a copy of `bytes` that is not one string (a whole structure copied between the
+/// engines), so only the scope's total ([`MAX_BUILT`]) applies.
+pub fn charge_copy(name: &str, bytes: usize) -> Result<(), TemplateError> {
     add(name, bytes)
 }
 

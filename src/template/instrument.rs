@@ -103,7 +103,13 @@ pub fn handlebars_nesting(source: &str) -> Result<(), String> {
         let Some(close) = tag_end(at) else { break };
         let tag = &at[..close];
         let head = tag[2..].trim_start_matches('{').trim_start_matches('~').trim_start();
-        if head.starts_with('#') {
+        if head.starts_with('!') {
+            rest = &at[close..];
+            continue;
+        }
+        // `{{#name` and `{{^name` (an inverted section) open a block; `{{^}}` is an `else`.
+        let inverted = head.strip_prefix('^').is_some_and(|h| !h.trim_start_matches('~').starts_with("}}"));
+        if head.starts_with('#') || inverted {
             depth += 1;
         } else if head.starts_with('/') {
             depth = depth.saturating_sub(1);
@@ -130,6 +136,17 @@ pub fn handlebars_nesting(source: &str) -> Result<(), String> {
 /// End (exclusive) of the mustache starting `tag` (`{{`), skipping string literals, `[...]`
 /// segments and subexpressions.
 fn tag_end(tag: &str) -> Option<usize> {
+    // Comments first: their text is not parsed, so a quote or brace in one means nothing (a `"`
+    // in `{{!-- " --}}` once made the rest of the template look like a string to this scanner).
+    let inner = tag.get(2..)?.trim_start_matches('~');
+    if let Some(body) = inner.strip_prefix("!--") {
+        let start = tag.len() - body.len();
+        let close = ["--}}", "--~}}"].iter().filter_map(|c| body.find(c).map(|i| i + c.len())).min()?;
+        return Some(start + close);
+    }
+    if inner.starts_with('!') {
+        return tag.find("}}").map(|i| i + 2);
+    }
     let bytes = tag.as_bytes();
     let (mut i, mut parens) = (2, 0usize);
     while i < bytes.len() {
@@ -195,5 +212,23 @@ mod tests {
             "\\{{#each x}} {{{{raw}}}}{{#each y}}{{{{/raw}}}}"
         );
         assert_eq!(handlebars_source("{{#if x}}{{eachx}}{{/if}}"), "{{#if x}}{{eachx}}{{/if}}");
+    }
+
+    #[test]
+    fn comments_do_not_hide_blocks_from_the_checks() {
+        // A quote inside a comment once desynchronised the scanner: the blocks after it were
+        // neither counted nor given a checkpoint (a stack overflow and an unbounded loop).
+        let nested = |n: usize| format!("{}x{}", "{{#if true}}".repeat(n), "{{/if}}".repeat(n));
+        for comment in ["{{!-- \" --}}", "{{!-- ' ( [ --}}", "{{~!-- \" --~}}", "{{! \" }}"] {
+            assert!(handlebars_nesting(&format!("{comment}{}{comment}", nested(70))).is_err(), "{comment}");
+            assert!(handlebars_nesting(&format!("{comment}{}{comment}", nested(10))).is_ok(), "{comment}");
+            assert_eq!(
+                handlebars_source(&format!("{comment}{{{{#each xs}}}}{{{{/each}}}}")),
+                format!("{comment}{{{{#each xs __budget=(__budget) }}}}{{{{/each}}}}")
+            );
+        }
+        // Inverted sections open blocks too; `{{^}}` is an else.
+        assert!(handlebars_nesting(&format!("{}x{}", "{{^x}}".repeat(70), "{{/x}}".repeat(70))).is_err());
+        assert!(handlebars_nesting("{{#if a}}1{{^}}2{{/if}}").is_ok());
     }
 }

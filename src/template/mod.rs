@@ -316,16 +316,68 @@ impl handlebars::HelperDef for FuncHelper {
         _: &'rc handlebars::Context,
         _: &mut handlebars::RenderContext<'reg, 'rc>,
     ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
-        let args: Vec<gotmpl::Value> = h.params().iter().map(|p| json_to_go(p.value())).collect();
-        let out = (self.0)(&args).map_err(|e| {
+        let failed = |e: gotmpl::TemplateError| {
             handlebars::RenderErrorReason::Other(match e {
                 // Ours: `name: message`, value-free.
                 gotmpl::TemplateError::Exec(m) => m,
                 other => budget::own_message(h.name(), other),
             })
-        })?;
+        };
+        // Every argument and the result are copied whole between the engines (handlebars holds
+        // JSON, our functions engine values): each copy is charged by its deep size, counted
+        // before it is made, so `{{#with (list this this)}}` nested k deep cannot build 2^k items.
+        for p in h.params() {
+            budget::charge_copy(h.name(), deep_cost(p.value(), budget::MAX_BUILT)).map_err(failed)?;
+        }
+        let args: Vec<gotmpl::Value> = h.params().iter().map(|p| json_to_go(p.value())).collect();
+        let out = (self.0)(&args).map_err(failed)?;
+        budget::charge_copy(h.name(), go_deep_cost(&out, budget::MAX_BUILT)).map_err(failed)?;
         Ok(handlebars::ScopedJson::Derived(go_to_json(&out)))
     }
+}
+
+/// Bytes a deep copy of `v` costs (strings by length, every item [`budget::ITEM_COST`]), counted
+/// without copying; `usize::MAX` as soon as it passes `limit` (the walk stops there, so a shared
+/// structure of 2^k items costs at most `limit` steps).
+fn deep_cost(v: &serde_json::Value, limit: usize) -> usize {
+    let (mut total, mut stack) = (0usize, vec![v]);
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(budget::ITEM_COST);
+        match v {
+            serde_json::Value::String(s) => total = total.saturating_add(s.len()),
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => {
+                total = total.saturating_add(o.keys().map(String::len).sum());
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+        if total > limit {
+            return usize::MAX;
+        }
+    }
+    total
+}
+
+/// As [`deep_cost`], for an engine value (whose lists and maps may share parts: each use counts).
+fn go_deep_cost(v: &gotmpl::Value, limit: usize) -> usize {
+    let (mut total, mut stack) = (0usize, vec![v]);
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(budget::ITEM_COST);
+        match v {
+            gotmpl::Value::String(s) => total = total.saturating_add(s.len()),
+            gotmpl::Value::List(l) => stack.extend(l.iter()),
+            gotmpl::Value::Map(m) => {
+                total = total.saturating_add(m.keys().map(|k| k.len()).sum());
+                stack.extend(m.values());
+            }
+            _ => {}
+        }
+        if total > limit {
+            return usize::MAX;
+        }
+    }
+    total
 }
 
 fn json_to_go(v: &serde_json::Value) -> gotmpl::Value {

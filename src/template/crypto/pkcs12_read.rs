@@ -18,7 +18,10 @@ use super::pem_encode;
 use super::pkcs8::check_pkcs8;
 
 /// Upper bound on any iteration count read from a file (a hostile count would hang the render).
-const MAX_ITERATIONS: u32 = 10_000_000;
+/// Most iterations of one key derivation (OpenSSL writes 2,048, Windows 2,000, OWASP's PBKDF2
+/// advice is 600,000); each derivation also checks the ExternalSecret's CPU budget first, so
+/// many entries cannot add up past it.
+const MAX_ITERATIONS: u32 = 1_000_000;
 /// Nesting limit for safeContents bags.
 const MAX_NESTING: usize = 4;
 
@@ -35,6 +38,8 @@ pub(super) enum P12Error {
     WrongPassword,
     Unsupported(String),
     Malformed(&'static str),
+    /// The ExternalSecret's CPU budget ran out between key derivations.
+    OverBudget,
 }
 
 impl P12Error {
@@ -52,6 +57,10 @@ impl P12Error {
             P12Error::WrongPassword => "the password is wrong or the PKCS#12 file is damaged".into(),
             P12Error::Unsupported(what) => format!("the PKCS#12 file uses {what}, which is not supported"),
             P12Error::Malformed(what) => format!("the PKCS#12 file is malformed ({what})"),
+            P12Error::OverBudget => format!(
+                "the templates of this ExternalSecret used more than {} s of CPU time (deriving PKCS#12 keys)",
+                crate::template::budget::CPU_BUDGET.as_secs()
+            ),
         }
     }
 }
@@ -132,6 +141,9 @@ fn verify_mac(mac: &MacData, candidates: &[Vec<u8>], data: &[u8]) -> Result<Vec<
         return Err(P12Error::Unsupported(format!("more than {MAX_ITERATIONS} MAC iterations")));
     }
     for candidate in candidates {
+        if crate::template::budget::cpu_exhausted() {
+            return Err(P12Error::OverBudget);
+        }
         let key = pkcs12_kdf(hash, candidate, mac.mac_salt.as_bytes(), 3, mac.iterations, hash.output_len());
         if constant_time_eq(&hash.hmac(&key, data), mac.mac.digest.as_bytes()) {
             return Ok(candidate.clone());
@@ -145,6 +157,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn check_iterations(iterations: u32) -> Result<u32, P12Error> {
+    if crate::template::budget::cpu_exhausted() {
+        return Err(P12Error::OverBudget);
+    }
     if iterations > MAX_ITERATIONS {
         Err(P12Error::Unsupported(format!("more than {MAX_ITERATIONS} KDF iterations")))
     } else {
