@@ -122,11 +122,19 @@ async fn client(args: &ControllerArgs) -> anyhow::Result<(Client, String)> {
     Ok((kube::client::ClientBuilder::try_from(config)?.with_layer(&limit).build(), server))
 }
 
+/// The controller's own ServiceAccount token in a pod; its `aud` claim lists the API server's
+/// default audiences.
+const OWN_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
 /// Audiences the API server accepts that `trust::is_api_server_audience` cannot know by itself:
-/// the client's server URL and the service-account issuer (from the API server's OIDC discovery
-/// document, when this identity may read it; 5 s at most).
+/// the client's server URL, the audiences of this pod's own ServiceAccount token (k3s and RKE2
+/// add theirs), and the service-account issuer (from the API server's OIDC discovery document,
+/// when this identity may read it; 5 s at most).
 async fn api_server_audiences(client: &Client, server: String) -> Vec<String> {
     let mut out = vec![server];
+    if let Ok(token) = std::fs::read_to_string(OWN_TOKEN_FILE) {
+        out.extend(crate::resolve::trust::token_audiences(&token));
+    }
     let request = hyper::Request::get("/.well-known/openid-configuration").body(Vec::new());
     let answer = match request {
         Ok(r) => tokio::time::timeout(Duration::from_secs(5), client.request::<Value>(r)).await,

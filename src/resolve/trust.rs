@@ -268,6 +268,21 @@ pub fn check_token_audiences(store: &Store, policy: &TrustPolicy) -> Result<(), 
 /// service (`kubernetes`, `kubernetes.default`, `kubernetes.default.svc[.<cluster domain>]`,
 /// with or without `https://`, a port or a path). Compared without case or trailing `/`, so
 /// stricter than the API server's exact match.
+/// The `aud` claim of a ServiceAccount token (a JWT; read, not verified), as a list: the
+/// controller's own projected token carries the API server's default audiences (`k3s` and `rke2`
+/// add their own names there), which the built-in rules cannot guess. Empty when unreadable.
+pub fn token_audiences(jwt: &str) -> Vec<String> {
+    use base64::Engine;
+    let payload = jwt.trim().split('.').nth(1).unwrap_or("");
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else { return Vec::new() };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Vec::new() };
+    match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(list)) => list.iter().filter_map(|a| a.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub fn is_api_server_audience(audience: &str, known: &[String]) -> bool {
     let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
     let a = norm(audience);
@@ -378,6 +393,19 @@ mod tests {
             let is_api = is_api_server_audience(a, &known);
             assert_eq!(is_api, a.starts_with("https://kubernetes.default.svc."), "{a}");
         }
+    }
+
+    #[test]
+    fn the_audiences_of_a_token_are_read_from_its_claims() {
+        use base64::Engine;
+        let jwt = |claims: &str| format!("e30.{}.sig", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims));
+        assert_eq!(
+            token_audiences(&jwt(r#"{"aud":["https://kubernetes.default.svc.cluster.local","k3s"]}"#)),
+            ["https://kubernetes.default.svc.cluster.local", "k3s"]
+        );
+        assert_eq!(token_audiences(&jwt(r#"{"aud":"rke2"}"#)), ["rke2"]);
+        assert!(token_audiences("not a token").is_empty());
+        assert!(is_api_server_audience("k3s", &token_audiences(&jwt(r#"{"aud":["k3s"]}"#))));
     }
 
     fn store(kind: crate::api::EsoKind, azure: serde_json::Value) -> Store {
