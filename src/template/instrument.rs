@@ -151,12 +151,7 @@ fn tag_end(tag: &str) -> Option<usize> {
     let (mut i, mut parens) = (2, 0usize);
     while i < bytes.len() {
         match bytes[i] {
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
+            q @ (b'"' | b'\'') => i = string_end(bytes, i, q),
             b'[' => {
                 while i < bytes.len() && bytes[i] != b']' {
                     i += 1;
@@ -172,18 +167,22 @@ fn tag_end(tag: &str) -> Option<usize> {
     None
 }
 
+/// Offset of the closing quote `q` of the string literal opening at `start` (or the end).
+fn string_end(bytes: &[u8], start: usize, q: u8) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != q {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    i
+}
+
 /// Offset of ` as |` (block parameters) in an opening tag, outside strings and subexpressions.
 fn block_params_start(tag: &str) -> Option<usize> {
     let bytes = tag.as_bytes();
     let (mut i, mut parens) = (2, 0usize);
     while i < bytes.len() {
         match bytes[i] {
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
+            q @ (b'"' | b'\'') => i = string_end(bytes, i, q),
             b'(' => parens += 1,
             b')' => parens = parens.saturating_sub(1),
             c if c.is_ascii_whitespace() && parens == 0 => {
